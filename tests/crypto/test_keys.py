@@ -54,7 +54,9 @@ def test_key_ids_of_every_vector_key(vectors: Path) -> None:
 def test_canonical_id_of_certificate_keys_names_the_private_file(vectors: Path) -> None:
     # from the vectors README: root.json f651e91b... <-> private/b89b5040....key
     root = json.loads((vectors / "notary-cli/server/01-targets-only/root.json").read_bytes())
-    key = PublicKey.from_dict(root["signed"]["keys"]["f651e91b26fc605afff7d617b9ae9a5dfbeeb2a24f3159bc14295e1fca3b39d7"])
+    key = PublicKey.from_dict(
+        root["signed"]["keys"]["f651e91b26fc605afff7d617b9ae9a5dfbeeb2a24f3159bc14295e1fca3b39d7"]
+    )
     assert key.is_certificate
     assert key.canonical_key_id == "b89b5040d6d35681dda9fd3e2eed010dad9c9104f88eaad6f9fe6cc5c17f548a"
     assert (vectors / "notary-cli/client/trust/private" / f"{key.canonical_key_id}.key").exists()
@@ -109,7 +111,7 @@ def test_rsa_pkcs1v15_and_small_keys() -> None:
     pub = PublicKey.from_crypto(big.public_key())
     sig = big.sign(b"m", padding.PKCS1v15(), hashes.SHA256())
     assert pub.verify(b"m", sig, "rsapkcs1v15")
-    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - must be refused
     with pytest.raises(UnsupportedKeyError):
         PrivateKey(small)
     small_pub = PublicKey.from_crypto(small.public_key())
@@ -160,7 +162,10 @@ def test_root_certificate_like_notary() -> None:
     assert cert.serial_number.bit_length() <= 128
     ku = cert.extensions.get_extension_for_class(x509.KeyUsage)
     assert ku.critical and ku.value.digital_signature and ku.value.key_encipherment
-    assert ExtendedKeyUsageOID.CODE_SIGNING in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert (
+        ExtendedKeyUsageOID.CODE_SIGNING
+        in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    )
     bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
     assert bc.critical and not bc.value.ca
     assert isinstance(cert.signature_hash_algorithm, hashes.SHA256)
@@ -179,7 +184,7 @@ def test_certificate_problems() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "docker.io/library/*")])
 
-    def cert(start: datetime, days: int, algo: hashes.HashAlgorithm = hashes.SHA256()) -> x509.Certificate:
+    def cert(start: datetime, days: int) -> x509.Certificate:
         return (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -188,7 +193,7 @@ def test_certificate_problems() -> None:
             .serial_number(1)
             .not_valid_before(start)
             .not_valid_after(start + timedelta(days=days))
-            .sign(key, algo)
+            .sign(key, hashes.SHA256())
         )
 
     good = cert(NOW - timedelta(days=1), 10)
@@ -216,5 +221,8 @@ def test_public_key_pem_files(vectors: Path) -> None:
 
 def test_key_object_shape() -> None:
     pub = PrivateKey.generate("ed25519").public_key
-    assert pub.to_dict() == {"keytype": "ed25519", "keyval": {"private": None, "public": b64encode(pub.public)}}
+    assert pub.to_dict() == {
+        "keytype": "ed25519",
+        "keyval": {"private": None, "public": b64encode(pub.public)},
+    }
     assert len(pub.public) == 32

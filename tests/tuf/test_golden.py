@@ -8,6 +8,7 @@ timestamp -> snapshot -> every other file.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,8 @@ import pytest
 from notar.encoding import GoTime, canonical_json
 from notar.tuf import (
     Envelope,
-    RoleKeys,
     RoleError,
+    RoleKeys,
     Root,
     Snapshot,
     Targets,
@@ -43,7 +44,9 @@ REPOS = {
     "notary-cli/client/trust/tuf/127.0.0.1:5000/lab/app/metadata": "127.0.0.1:5000/lab/app",
     "docker-cli/server": "127.0.0.1:5000/lab/dapp",
     "docker-cli/docker-config/trust/tuf/127.0.0.1:5000/lab/dapp/metadata": "127.0.0.1:5000/lab/dapp",
-    "docker-cli/docker-config/trust/tuf/127.0.0.1:5000/lab/dapp-single/metadata": "127.0.0.1:5000/lab/dapp-single",
+    "docker-cli/docker-config/trust/tuf/127.0.0.1:5000/lab/dapp-single/metadata": (
+        "127.0.0.1:5000/lab/dapp-single"
+    ),
 }
 
 
@@ -125,7 +128,7 @@ def test_root_rotation_chain() -> None:
     chain = [Envelope.from_bytes((base / f"{n}.root.json").read_bytes(), expect=Root) for n in range(1, 5)]
     assert [r.signed.version for r in chain] == [1, 2, 3, 4]
     verify_root(chain[0], gun, now=NOW)
-    for prev, new in zip(chain, chain[1:], strict=False):
+    for prev, new in itertools.pairwise(chain):
         verify_root(new, gun, trusted=prev.signed, now=NOW)
     assert chain[-1].data == (base / "root.json").read_bytes()
     # the root key really changed on the way (v4 is signed by the old and the new key)
@@ -144,9 +147,15 @@ def test_root_of_another_gun_is_refused() -> None:
 def test_rotation_needs_the_previous_root() -> None:
     from notar.tuf import RootError
 
-    notary_root = Envelope.from_bytes((VECTORS / "notary-cli/server/01-targets-only/root.json").read_bytes(), expect=Root)
-    rotated = Envelope.from_bytes((VECTORS / "notary-cli/server/03-final-rotated/4.root.json").read_bytes(), expect=Root)
-    v3 = Envelope.from_bytes((VECTORS / "notary-cli/server/03-final-rotated/3.root.json").read_bytes(), expect=Root)
+    notary_root = Envelope.from_bytes(
+        (VECTORS / "notary-cli/server/01-targets-only/root.json").read_bytes(), expect=Root
+    )
+    rotated = Envelope.from_bytes(
+        (VECTORS / "notary-cli/server/03-final-rotated/4.root.json").read_bytes(), expect=Root
+    )
+    v3 = Envelope.from_bytes(
+        (VECTORS / "notary-cli/server/03-final-rotated/3.root.json").read_bytes(), expect=Root
+    )
     verify_root(rotated, "127.0.0.1:5000/lab/app", trusted=v3.signed, now=NOW)
     docker_root = Envelope.from_bytes((VECTORS / "docker-cli/server/root.json").read_bytes(), expect=Root)
     with pytest.raises(RootError, match="could not rotate trust"):

@@ -74,6 +74,11 @@ def _str_list(value: Any, what: str) -> list[str]:
     return [_str(v, f"{what}[{i}]") for i, v in enumerate(value)]
 
 
+def _or(value: Any, default: Any) -> Any:
+    """*value*, or *default* when it is null or absent (Go decodes null into an empty map/slice)."""
+    return default if value is None else value
+
+
 def _rest(d: Mapping[str, Any], known: Iterable[str]) -> dict[str, Any]:
     known = set(known)
     return {k: v for k, v in d.items() if k not in known}
@@ -213,9 +218,9 @@ class Delegations:
         d = _obj(value, what)
         keys = {
             _str(kid, f"{what}.keys"): _key(k, f"{what}.keys.{kid}")
-            for kid, k in _obj(d.get("keys") or {}, f"{what}.keys").items()
+            for kid, k in _obj(_or(d.get("keys"), {}), f"{what}.keys").items()
         }
-        raw_roles = d.get("roles") or []
+        raw_roles = _or(d.get("roles"), [])
         if not isinstance(raw_roles, list):
             raise MetadataError(f"{what}.roles: expected an array, got {_typename(raw_roles)}")
         dr = [DelegatedRole.from_dict(r, f"{what}.roles[{i}]") for i, r in enumerate(raw_roles)]
@@ -349,7 +354,7 @@ class Targets(Signed):
         common = cls._common(d)
         files = {
             name: FileMeta.from_dict(fm, f"targets.targets.{name}")
-            for name, fm in _obj(d.get("targets") or {}, "targets.targets").items()
+            for name, fm in _obj(_or(d.get("targets"), {}), "targets.targets").items()
         }
         return cls(targets=files, delegations=Delegations.from_dict(d.get("delegations")), **common)
 
