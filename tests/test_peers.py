@@ -22,7 +22,6 @@ from tests.peers import (
     loopback_get,
 )
 
-
 pytestmark = pytest.mark.peers
 
 DIGEST = "64385ab5" + "0" * 52 + "6cdc"  # any 64 hex digits will do for addhash
