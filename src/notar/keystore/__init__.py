@@ -1,0 +1,58 @@
+"""Private keys as notary 0.7 and the docker CLI keep them: encrypted key files, passphrases, trust dirs.
+
+* :func:`encode_private_key` / :func:`decode_private_key` -- notary's PEM key files (PKCS#8 PBES2 with
+  PBKDF2-HMAC-SHA1 and AES-256-CBC, ``role:``/``gun:`` headers) and the legacy formats;
+  :func:`encode_public_key` -- the ``PUBLIC KEY`` PEM that ``docker trust key generate`` writes.
+* Passphrase sources (:class:`PassphraseRetriever`): :class:`EnvPassphrases` (notary's and docker's
+  environment variables), :class:`PromptPassphrases`, :class:`CallbackPassphrases`,
+  :class:`ChainPassphrases`.
+* :class:`FileKeyStore` -- ``<trust_dir>/private/<key ID>.key``, shared with notary and docker.
+"""
+
+from __future__ import annotations
+
+from notar.keystore._keyfile import DecodedKey, decode_private_key, encode_private_key, encode_public_key
+from notar.keystore._passphrase import (
+    DOCKER_REPOSITORY_PASSPHRASE_ENV,
+    DOCKER_ROOT_PASSPHRASE_ENV,
+    CallbackPassphrases,
+    ChainPassphrases,
+    EnvPassphrases,
+    PassphraseRetriever,
+    PromptPassphrases,
+    notary_passphrase_env,
+)
+from notar.keystore._store import FileKeyStore, KeyInfo
+from notar.keystore.errors import (
+    InsecureKeyFileError,
+    KeyExistsError,
+    KeyFileError,
+    KeyNotFoundError,
+    KeystoreError,
+    PassphraseUnavailableError,
+    WrongPassphraseError,
+)
+
+__all__ = [
+    "DOCKER_REPOSITORY_PASSPHRASE_ENV",
+    "DOCKER_ROOT_PASSPHRASE_ENV",
+    "CallbackPassphrases",
+    "ChainPassphrases",
+    "DecodedKey",
+    "EnvPassphrases",
+    "FileKeyStore",
+    "InsecureKeyFileError",
+    "KeyExistsError",
+    "KeyFileError",
+    "KeyInfo",
+    "KeyNotFoundError",
+    "KeystoreError",
+    "PassphraseRetriever",
+    "PassphraseUnavailableError",
+    "PromptPassphrases",
+    "WrongPassphraseError",
+    "decode_private_key",
+    "encode_private_key",
+    "encode_public_key",
+    "notary_passphrase_env",
+]

@@ -1,0 +1,403 @@
+"""Private keys in a notary / docker trust directory: ``<trust_dir>/private/<canonical key ID>.key``.
+
+The directory is shared with the Go tools: notary 0.7 and the docker CLI read what this store writes and
+vice versa. Files are written atomically with mode 0600 in a 0700 directory. Notary's pre-0.4 layouts
+(``private/root_keys/<id>[_root].key`` and ``private/tuf_keys/<gun>/<id>[_<role>].key``) are read too,
+but never written or migrated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import re
+import stat
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from notar.crypto import PrivateKey
+from notar.keystore._keyfile import (
+    MAX_KEY_FILE_BYTES,
+    DecodedKey,
+    PassphraseInput,
+    decode_private_key,
+    encode_private_key,
+    encode_public_key,
+    read_key_headers,
+    valid_header_value,
+)
+from notar.keystore._passphrase import PassphraseRetriever
+from notar.keystore.errors import (
+    InsecureKeyFileError,
+    KeyExistsError,
+    KeyFileError,
+    KeyNotFoundError,
+    KeystoreError,
+    PassphraseUnavailableError,
+    WrongPassphraseError,
+)
+from notar.tuf.roles import ROOT, SNAPSHOT, TARGETS, TIMESTAMP
+
+__all__ = ["FileKeyStore", "KeyInfo"]
+
+log = logging.getLogger(__name__)
+
+PRIVATE_DIR: Final = "private"
+KEY_EXTENSION: Final = ".key"
+LEGACY_ROOT_DIR: Final = "root_keys"
+LEGACY_TUF_DIR: Final = "tuf_keys"
+IMPORT_ALIAS: Final = "encrypted"  # the alias docker asks for when a file to import is encrypted
+_GUN_ROLES: Final = frozenset({TARGETS, SNAPSHOT, TIMESTAMP})
+_KEY_ID: Final = re.compile(r"[0-9a-f]{64}\Z")
+_MAX_ATTEMPTS: Final = 10  # like notary: stop even if a retriever never gives up
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What the headers of a key file say, read without a passphrase."""
+
+    key_id: str
+    role: str  # "" when a legacy file names no role
+    gun: str | None
+    path: Path
+
+
+def _short(key_id: str) -> str:
+    return key_id[:7]
+
+
+def _label(alias: str, key_id: str) -> str:
+    """``the targets key a93ed31`` for messages."""
+    return f"the {alias or 'unnamed'} key" + (f" {_short(key_id)}" if key_id else "")
+
+
+def _gun_for(role: str, gun: str | None) -> str | None:
+    """Notary's rule: only targets, snapshot and timestamp keys carry a GUN."""
+    if role not in _GUN_ROLES:
+        return None
+    if not gun:
+        raise KeystoreError(f"a {role} key belongs to one repository: give its GUN")
+    if not valid_header_value(gun):
+        raise KeystoreError(f"invalid GUN {gun!r}")
+    return gun
+
+
+def _read_limited(fd: int, what: Path) -> bytes:
+    chunks = []
+    total = 0
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > MAX_KEY_FILE_BYTES:
+            raise KeyFileError(f"{what}: key file is too large (more than 1 MiB)")
+    return b"".join(chunks)
+
+
+class FileKeyStore:
+    """The private keys of a trust directory (``~/.docker/trust`` or ``~/.notary``).
+
+    *passphrases* is asked for a passphrase with the key's role as alias: when a key is added
+    (``create_new=True``) and when an encrypted key is first used (attempts 0, 1, 2, ... until it gives
+    up). Decrypted keys are cached for the life of the store.
+    """
+
+    def __init__(self, trust_dir: Path | str, passphrases: PassphraseRetriever) -> None:
+        self.trust_dir = Path(trust_dir)
+        self.private_dir = self.trust_dir / PRIVATE_DIR
+        self._passphrases = passphrases
+        self._cache: dict[str, tuple[PrivateKey, str]] = {}
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"FileKeyStore({str(self.trust_dir)!r})"
+
+    # ------------------------------------------------------------------------------------- writing
+    def add(self, key: PrivateKey, *, role: str, gun: str | None = None) -> Path:
+        """Encrypt *key* with a new passphrase for *role* and store it; returns the file's path.
+
+        The GUN is kept only for targets, snapshot and timestamp keys (which require one); root and
+        delegation keys never carry it. Re-adding a key with the same role and GUN rewrites its file;
+        a file for the same key with another role or GUN raises :class:`KeyExistsError`.
+        """
+        if not valid_header_value(role):
+            raise KeystoreError(f"invalid role name {role!r}")
+        gun = _gun_for(role, gun)
+        key_id = key.key_id
+        path = self.private_dir / f"{key_id}{KEY_EXTENSION}"
+        with self._lock:
+            self._check_replace(path, key_id, role, gun)
+            passphrase = self._passphrases(key_id, role, create_new=True, attempt=0)
+            data = encode_private_key(key, passphrase, role=role, gun=gun)
+            self._write(path, data)
+            self._cache[key_id] = (key, role)
+        log.debug("stored %s key %s in %s", role, _short(key_id), path)
+        return path
+
+    def _check_replace(self, path: Path, key_id: str, role: str, gun: str | None) -> None:
+        if not os.path.lexists(path):
+            return
+        try:
+            info = self._info(path, key_id, self._read(path))
+        except KeystoreError as e:
+            raise KeyExistsError(f"{path} exists and cannot be read ({e}); remove it first") from e
+        if (info.role, info.gun) != (role, gun):
+            where = f" for {info.gun}" if info.gun else ""
+            raise KeyExistsError(
+                f"key {_short(key_id)} is already stored as a {info.role or 'role-less'} key{where}; "
+                "remove it first to store it with another role"
+            )
+
+    def _ensure_private_dir(self) -> None:
+        if not self.trust_dir.is_dir():
+            self.trust_dir.mkdir(parents=True, mode=0o700)
+            self.trust_dir.chmod(0o700)
+        if not self.private_dir.is_dir():
+            self.private_dir.mkdir(mode=0o700)
+            self.private_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+
+    def _write(self, path: Path, data: bytes) -> None:
+        """Atomic replace: temp file (0600, same directory), fsync, rename, fsync the directory."""
+        self._ensure_private_dir()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o600)
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            Path(tmp).replace(path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink()
+            raise
+        with contextlib.suppress(OSError):  # durability of the rename; not fatal where unsupported
+            dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    def remove(self, key_id: str) -> None:
+        """Delete every file of the key (including legacy copies); :class:`KeyNotFoundError` if none."""
+        _check_key_id(key_id)
+        with self._lock:
+            paths = list(self._paths(key_id))
+            if not paths:
+                raise KeyNotFoundError(f"no private key with ID {_short(key_id)} in {self.private_dir}")
+            for path in paths:
+                path.unlink()
+                log.debug("removed key file %s", path)
+            self._cache.pop(key_id, None)
+
+    # ------------------------------------------------------------------------------------- reading
+    def get(self, key_id: str) -> tuple[PrivateKey, str]:
+        """The decrypted key and its role, asking for the passphrase (alias = the file's role)."""
+        _check_key_id(key_id)
+        with self._lock:
+            cached = self._cache.get(key_id)
+            if cached is not None:
+                return cached
+            path = next(self._paths(key_id), None)
+            if path is None:
+                raise KeyNotFoundError(f"no private key with ID {_short(key_id)} in {self.private_dir}")
+            data = self._read(path)
+            info = self._info(path, key_id, data)
+            decoded = self._unlock(data, key_id=key_id, alias=info.role, where=path)
+            if decoded.key.key_id != key_id:
+                raise KeyFileError(
+                    f"{path}: the key inside has ID {_short(decoded.key.key_id)}, not {_short(key_id)}"
+                )
+            self._cache[key_id] = (decoded.key, info.role)
+            return decoded.key, info.role
+
+    def _unlock(self, data: bytes, *, key_id: str, alias: str, where: Path | str) -> DecodedKey:
+        """Decode *data*, asking the retriever with attempts 0, 1, ... while the passphrase is wrong."""
+        for attempt in itertools.count():
+
+            def ask(attempt: int = attempt) -> str:
+                return self._passphrases(key_id, alias, create_new=False, attempt=attempt)
+
+            try:
+                return decode_private_key(data, ask)
+            except WrongPassphraseError:
+                if attempt + 1 >= _MAX_ATTEMPTS:
+                    raise WrongPassphraseError(
+                        f"wrong passphrase for {_label(alias, key_id)} after {attempt + 1} attempts"
+                    ) from None
+            except PassphraseUnavailableError as e:
+                if attempt == 0:
+                    raise
+                raise WrongPassphraseError(f"wrong passphrase for {_label(alias, key_id)} ({e})") from None
+            except KeyFileError as e:
+                raise KeyFileError(f"{where}: {e}") from e
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def export_public(self, key_id: str) -> bytes:
+        """The key's ``PUBLIC KEY`` PEM with a ``role:`` header (needs the passphrase once)."""
+        key, role = self.get(key_id)
+        return encode_public_key(key.public_key, role=role or "unknown")
+
+    def list(self) -> list[KeyInfo]:
+        """Every key in the store, from the files' headers only (no passphrase needed).
+
+        Files that cannot be read are skipped with a warning, as notary does.
+        """
+        found: dict[str, KeyInfo] = {}
+        for key_id, path in self._scan():
+            if key_id in found:
+                continue  # the flat layout wins over legacy copies
+            try:
+                found[key_id] = self._info(path, key_id, self._read(path))
+            except KeystoreError as e:
+                log.warning("skipping unreadable key file %s: %s", path, e)
+        return sorted(found.values(), key=lambda i: (i.role, i.gun or "", i.key_id))
+
+    def info(self, key_id: str) -> KeyInfo:
+        """The :class:`KeyInfo` of one key (no passphrase needed)."""
+        _check_key_id(key_id)
+        path = next(self._paths(key_id), None)
+        if path is None:
+            raise KeyNotFoundError(f"no private key with ID {_short(key_id)} in {self.private_dir}")
+        return self._info(path, key_id, self._read(path))
+
+    def __contains__(self, key_id: object) -> bool:
+        return isinstance(key_id, str) and _KEY_ID.match(key_id) is not None and any(self._paths(key_id))
+
+    # ------------------------------------------------------------------------------------- import
+    def import_key(
+        self,
+        data: bytes,
+        *,
+        role: str,
+        gun: str | None = None,
+        source_passphrase: PassphraseInput = None,
+    ) -> KeyInfo:
+        """Load any supported private key file and store it re-encrypted (``docker trust key load``).
+
+        An encrypted input is decrypted with *source_passphrase*, or, when that is ``None``, with a
+        passphrase from the store's retriever under the alias ``encrypted`` (as docker asks).
+        The stored copy gets a new passphrase for *role*.
+        """
+        return self._import(data, role=role, gun=gun, source_passphrase=source_passphrase, where="input")
+
+    def import_key_file(
+        self,
+        path: Path | str,
+        *,
+        role: str,
+        gun: str | None = None,
+        source_passphrase: PassphraseInput = None,
+    ) -> KeyInfo:
+        """:meth:`import_key` from a file, which must not be readable or writable by group or others."""
+        path = Path(path)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise KeyFileError(f"{path}: no such file") from None
+        except OSError as e:
+            raise KeyFileError(f"{path}: cannot open: {e.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise KeyFileError(f"{path}: not a regular file")
+            if st.st_mode & 0o077:
+                raise InsecureKeyFileError(
+                    f"refusing to load {path}: private key files must not be readable or writable by "
+                    f"group or others (mode {stat.S_IMODE(st.st_mode):04o}; run chmod 600 on it)"
+                )
+            data = _read_limited(fd, path)
+        finally:
+            os.close(fd)
+        return self._import(data, role=role, gun=gun, source_passphrase=source_passphrase, where=path)
+
+    def _import(
+        self,
+        data: bytes,
+        *,
+        role: str,
+        gun: str | None,
+        source_passphrase: PassphraseInput,
+        where: Path | str,
+    ) -> KeyInfo:
+        if not valid_header_value(role):
+            raise KeystoreError(f"invalid role name {role!r}")
+        gun = _gun_for(role, gun)
+        if source_passphrase is None:
+            decoded = self._unlock(data, key_id="", alias=IMPORT_ALIAS, where=where)
+        else:
+            try:
+                decoded = decode_private_key(data, source_passphrase)
+            except KeyFileError as e:
+                raise KeyFileError(f"{where}: {e}") from e
+        path = self.add(decoded.key, role=role, gun=gun)
+        return KeyInfo(key_id=decoded.key.key_id, role=role, gun=gun, path=path)
+
+    # ------------------------------------------------------------------------------------- files
+    def _paths(self, key_id: str) -> Iterator[Path]:
+        """The files that hold *key_id*: the flat one first, then legacy ones."""
+        flat = self.private_dir / f"{key_id}{KEY_EXTENSION}"
+        if flat.is_file():
+            yield flat
+        for found_id, path in self._scan_legacy():
+            if found_id == key_id:
+                yield path
+
+    def _scan(self) -> Iterator[tuple[str, Path]]:
+        try:
+            entries = sorted(os.scandir(self.private_dir), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if entry.name.endswith(KEY_EXTENSION) and entry.is_file(follow_symlinks=False):
+                yield entry.name[: -len(KEY_EXTENSION)], Path(entry.path)
+        yield from self._scan_legacy()
+
+    def _scan_legacy(self) -> Iterator[tuple[str, Path]]:
+        for sub in (LEGACY_ROOT_DIR, LEGACY_TUF_DIR):
+            base = self.private_dir / sub
+            if not base.is_dir():
+                continue
+            for path in sorted(base.rglob(f"*{KEY_EXTENSION}")):
+                if path.is_file() and not path.is_symlink():
+                    yield path.stem.split("_", 1)[0], path
+
+    def _read(self, path: Path) -> bytes:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise KeyNotFoundError(f"{path}: no such key file") from None
+        except OSError as e:
+            raise KeyFileError(f"{path}: cannot read: {e.strerror}") from None
+        try:
+            return _read_limited(fd, path)
+        finally:
+            os.close(fd)
+
+    def _info(self, path: Path, key_id: str, data: bytes) -> KeyInfo:
+        try:
+            headers = read_key_headers(data)
+        except KeyFileError as e:
+            raise KeyFileError(f"{path}: {e}") from e
+        role = headers.get("role", "")
+        gun = headers.get("gun") or None
+        try:
+            legacy = path.relative_to(self.private_dir).parts
+        except ValueError:
+            legacy = ()
+        if len(legacy) > 1:  # root_keys/<id>[_root].key or tuf_keys/<gun...>/<id>[_<role>].key
+            _, _, name_role = path.stem.partition("_")
+            role = role or name_role or (ROOT if legacy[0] == LEGACY_ROOT_DIR else "")
+            if legacy[0] == LEGACY_TUF_DIR and len(legacy) > 2 and gun is None:
+                gun = "/".join(legacy[1:-1])
+        return KeyInfo(key_id=key_id, role=role, gun=gun, path=path)
+
+
+def _check_key_id(key_id: str) -> None:
+    if not isinstance(key_id, str) or _KEY_ID.match(key_id) is None:
+        raise KeyNotFoundError(f"invalid key ID {str(key_id)[:80]!r}: expected 64 lower-case hex digits")
