@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.peers"]
+pytest_plugins = ["tests.peers", "tests.servers"]
 
 ROOT = Path(__file__).resolve().parents[1]
 

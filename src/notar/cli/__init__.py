@@ -24,6 +24,15 @@ def cli() -> None:
     """
 
 
+def _register() -> None:
+    from notar.cli.server import server
+
+    cli.add_command(server)
+
+
+_register()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; errors from notar become a one-line message and exit code 1."""
     try:

@@ -1,0 +1,166 @@
+"""``notar server``: run the trust server, or migrate its database."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from notar.server.runtime import ConfigError, ServerConfig, default_data_dir, serve
+
+__all__ = ["server"]
+
+
+def _database_options(fn: click.decorators.FC) -> click.decorators.FC:
+    fn = click.option(
+        "--database-url",
+        envvar="NOTAR_DATABASE_URL",
+        help="SQLAlchemy URL, e.g. postgresql://user@host/notar. Default: SQLite in --data-dir.",
+    )(fn)
+    fn = click.option(
+        "--data-dir",
+        envvar="NOTAR_DATA_DIR",
+        type=click.Path(file_okay=False),
+        default=lambda: str(default_data_dir()),
+        show_default="$XDG_DATA_HOME/notar",
+        help="Where the embedded SQLite database (and the --dev passphrase) live.",
+    )(fn)
+    return fn
+
+
+@click.group(invoke_without_command=True)
+@click.option(
+    "--listen",
+    envvar="NOTAR_SERVER_LISTEN",
+    default="127.0.0.1:4443",
+    show_default=True,
+    help="HOST:PORT to listen on.",
+)
+@_database_options
+@click.option(
+    "--tls-cert",
+    envvar="NOTAR_TLS_CERT",
+    type=click.Path(dir_okay=False, exists=True),
+    help="PEM certificate (chain) to serve https; docker only talks https to a trust server.",
+)
+@click.option(
+    "--tls-key",
+    envvar="NOTAR_TLS_KEY",
+    type=click.Path(dir_okay=False, exists=True),
+    help="PEM private key for --tls-cert.",
+)
+@click.option(
+    "--key-passphrase-file",
+    envvar="NOTAR_SERVER_KEY_PASSPHRASE_FILE",
+    type=click.Path(dir_okay=False, exists=True),
+    help="File holding the passphrase that encrypts server-held keys at rest "
+    "(or set NOTAR_SERVER_KEY_PASSPHRASE).",
+)
+@click.option(
+    "--dev",
+    is_flag=True,
+    envvar="NOTAR_SERVER_DEV",
+    help="Development mode: generate a key passphrase into --data-dir when none is given.",
+)
+@click.option(
+    "--key-algorithm",
+    envvar="NOTAR_SERVER_KEY_ALGORITHM",
+    type=click.Choice(["ecdsa", "ed25519"]),
+    default="ecdsa",
+    show_default=True,
+    help="Algorithm of new timestamp/snapshot keys.",
+)
+@click.option("--auth-realm", envvar="NOTAR_AUTH_REALM", help="Token auth: URL of the token issuer.")
+@click.option("--auth-service", envvar="NOTAR_AUTH_SERVICE", help="Token auth: expected audience.")
+@click.option("--auth-issuer", envvar="NOTAR_AUTH_ISSUER", help="Token auth: expected issuer.")
+@click.option(
+    "--auth-root-bundle",
+    envvar="NOTAR_AUTH_ROOT_BUNDLE",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Token auth: PEM certificates that token signing keys must chain to.",
+)
+@click.option(
+    "--max-upload-bytes",
+    envvar="NOTAR_MAX_UPLOAD_BYTES",
+    type=click.IntRange(min=1024),
+    default=64 * 1024 * 1024,
+    show_default=True,
+    help="Largest accepted update.",
+)
+@click.option(
+    "--gun-prefix",
+    "gun_prefixes",
+    multiple=True,
+    envvar="NOTAR_GUN_PREFIXES",
+    help="Only accept repositories starting with this prefix (repeatable).",
+)
+@click.option(
+    "--workers",
+    envvar="NOTAR_SERVER_WORKERS",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes (they share the database and keep no state of their own).",
+)
+@click.option("--no-migrate", is_flag=True, help="Do not migrate the database on start.")
+@click.option(
+    "--log-level",
+    envvar="NOTAR_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+@click.pass_context
+def server(ctx: click.Context, /, **opts: object) -> None:
+    """Run the trust server (Notary v1 API; `notary` and `docker trust` work against it).
+
+    \b
+    Examples:
+      notar server --dev                                   # local, SQLite, plain HTTP
+      notar server --listen 0.0.0.0:4443 --tls-cert c.pem --tls-key k.pem \\
+          --database-url postgresql://notar@db/notar --key-passphrase-file /run/secrets/kek
+      notar server migrate --database-url postgresql://notar@db/notar
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    logging.basicConfig(
+        level=str(opts["log_level"]).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = ServerConfig(
+        listen=str(opts["listen"]),
+        data_dir=str(opts["data_dir"]),
+        database_url=opts["database_url"] or None,  # type: ignore[arg-type]
+        tls_cert=opts["tls_cert"],  # type: ignore[arg-type]
+        tls_key=opts["tls_key"],  # type: ignore[arg-type]
+        key_passphrase_file=opts["key_passphrase_file"],  # type: ignore[arg-type]
+        dev=bool(opts["dev"]),
+        key_algorithm=str(opts["key_algorithm"]),
+        auth_realm=opts["auth_realm"],  # type: ignore[arg-type]
+        auth_service=opts["auth_service"],  # type: ignore[arg-type]
+        auth_issuer=opts["auth_issuer"],  # type: ignore[arg-type]
+        auth_root_bundle=opts["auth_root_bundle"],  # type: ignore[arg-type]
+        max_upload_bytes=int(opts["max_upload_bytes"]),  # type: ignore[call-overload]
+        gun_prefixes=list(opts["gun_prefixes"]),  # type: ignore[call-overload]
+        migrate=not opts["no_migrate"],
+        workers=int(opts["workers"]),  # type: ignore[call-overload]
+        log_level=str(opts["log_level"]),
+    )
+    try:
+        serve(config)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from e
+
+
+@server.command()
+@_database_options
+def migrate(data_dir: str, database_url: str | None) -> None:
+    """Create or upgrade the server database to the current schema (Alembic)."""
+    from pathlib import Path
+
+    from notar.server.storage import migrate as run_migrations
+
+    if not database_url:
+        Path(data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+        database_url = ServerConfig(data_dir=data_dir).resolved_database_url()
+    run_migrations(database_url)
+    click.echo("database is at the current schema", err=True)

@@ -1,0 +1,359 @@
+"""The Notary v1 HTTP API as an ASGI app: ``create_app(settings, service=..., auth=...)``.
+
+All routes live in :data:`_ROUTES`, tried in notary-server's order. Handlers are thin: parse the request,
+authorise, call :class:`~notar.server.service.TrustService` in the thread pool, encode the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from notar.encoding import GoTime
+from notar.server.auth import Access, TokenAuth
+from notar.server.errors import ServerError
+from notar.server.service import Metadata, TrustService
+from notar.tuf import roles
+
+__all__ = ["ServerSettings", "create_app", "valid_gun"]
+
+log = logging.getLogger("notar.server")
+
+_ROLE = r"root|targets(?:/[^/\s]+)*|snapshot|timestamp"
+_GUN = r"(?P<gun>[^*]+)"
+_GUN_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*\Z")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSettings:
+    """Knobs of the HTTP layer (storage and keys are injected separately)."""
+
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_upload_files: int = 1000
+    current_max_age: int = 300
+    consistent_max_age: int = 2_592_000
+    gun_prefixes: tuple[str, ...] = ()
+    extra_health_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
+
+
+def valid_gun(gun: str) -> bool:
+    """A GUN we store: 1-255 characters, ``/``-separated non-empty segments, no ``.``/``..``."""
+    if not 0 < len(gun) <= 255:
+        return False
+    return all(_GUN_SEGMENT.match(seg) and seg not in (".", "..") for seg in gun.split("/"))
+
+
+def _http_date(when: datetime | None) -> str:
+    # Go's time.RFC1123 prints the zone abbreviation: "UTC", not "GMT".
+    if when is None:
+        return "Mon, 01 Jan 0001 00:00:00 UTC"
+    return GoTime.from_datetime(when).utc().to_datetime().strftime("%a, %d %b %Y %H:%M:%S UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    operation: str
+    actions: tuple[str, ...]  # repository actions needed; () = registry:catalog:*; None-like handled by name
+    handler: str
+
+
+def _route(method: str, path: str, operation: str, actions: tuple[str, ...], handler: str) -> _Route:
+    return _Route(method, re.compile(path + r"\Z"), operation, actions, handler)
+
+
+_TUF = r"/v2/" + _GUN + r"/_trust/tuf/"
+_ROUTES = [
+    _route("POST", _TUF, "UpdateTUF", ("push", "pull"), "update"),
+    _route(
+        "GET",
+        _TUF
+        + r"(?P<role>"
+        + _ROLE
+        + r")\.(?P<checksum>[a-fA-F0-9]{64}|[a-fA-F0-9]{96}|[a-fA-F0-9]{128})\.json",
+        "GetRoleByHash",
+        ("pull",),
+        "by_hash",
+    ),
+    _route(
+        "GET",
+        _TUF + r"(?P<version>[1-9]*[0-9]+)\.(?P<role>" + _ROLE + r")\.json",
+        "GetRoleByVersion",
+        ("pull",),
+        "by_version",
+    ),
+    _route("GET", _TUF + r"(?P<role>" + _ROLE + r")\.json", "GetRole", ("pull",), "current"),
+    _route("GET", _TUF + r"(?P<role>snapshot|timestamp)\.key", "GetKey", ("push", "pull"), "get_key"),
+    _route("POST", _TUF + r"(?P<role>snapshot|timestamp)\.key", "RotateKey", ("*",), "rotate_key"),
+    _route("DELETE", _TUF, "DeleteTUF", ("*",), "delete"),
+    _route("GET", r"/v2/" + _GUN + r"/_trust/changefeed", "Changefeed", ("pull",), "changefeed"),
+    _route("GET", r"/v2/_trust/changefeed", "Changefeed", (), "changefeed"),
+]
+
+
+class NotaryApp:
+    """The ASGI application."""
+
+    def __init__(self, settings: ServerSettings, *, service: TrustService, auth: TokenAuth | None) -> None:
+        self.settings = settings
+        self.service = service
+        self.auth = auth
+        self.metrics = CollectorRegistry()
+        self._requests = Counter(
+            "notar_server_http_requests",
+            "HTTP requests by operation and status",
+            ["operation", "status"],
+            registry=self.metrics,
+        )
+        self._latency = Histogram(
+            "notar_server_http_request_duration_seconds",
+            "HTTP request latency",
+            ["operation"],
+            registry=self.metrics,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        started = time.perf_counter()
+        operation = "Other"
+        try:
+            operation, response = await self._dispatch(request)
+        except ServerError as e:
+            response = Response(
+                e.body(), e.status, headers=e.headers, media_type="application/json; charset=utf-8"
+            )
+        except Exception:  # a bug: log it, never show a traceback to the client
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            e2 = ServerError("UNKNOWN")
+            response = Response(e2.body(), e2.status, media_type="application/json; charset=utf-8")
+        self._requests.labels(operation, str(response.status_code)).inc()
+        self._latency.labels(operation).observe(time.perf_counter() - started)
+        await response(scope, receive, send)
+
+    # -- routing ------------------------------------------------------------------------------------------
+    async def _dispatch(self, request: Request) -> tuple[str, Response]:
+        path, method = request.url.path, request.method
+        if path == "/_notary_server/health" and method == "GET":
+            return "Health", await run_in_threadpool(self._health)
+        if path == "/metrics" and method == "GET":
+            return "Metrics", Response(generate_latest(self.metrics), media_type="text/plain; version=0.0.4")
+        if path == "/v2/" and method == "GET":
+            self._authorize(request, None, ())
+            return "Ping", Response(b"{}", media_type="application/json")
+        for route in _ROUTES:
+            if route.method != method:
+                continue
+            m = route.pattern.match(path)
+            if m is None:
+                continue
+            params = m.groupdict()
+            gun = params.get("gun")
+            if gun is not None and not self._gun_allowed(gun):
+                if route.handler == "update":
+                    raise ServerError(
+                        "INVALID_GUN", f"Require GUNs with prefix: {list(self.settings.gun_prefixes)}"
+                    )
+                raise ServerError("METADATA_NOT_FOUND")
+            self._authorize(request, gun, route.actions)
+            handler: Callable[[Request, dict[str, Any]], Awaitable[Response]] = getattr(
+                self, "_h_" + route.handler
+            )
+            return route.operation, await handler(request, params)
+        self._authorize(request, None, ())
+        raise ServerError("METADATA_NOT_FOUND")
+
+    def _gun_allowed(self, gun: str) -> bool:
+        if not valid_gun(gun):
+            return False
+        prefixes = self.settings.gun_prefixes
+        return not prefixes or any(gun.startswith(p) for p in prefixes)
+
+    def _authorize(self, request: Request, gun: str | None, actions: tuple[str, ...]) -> None:
+        if self.auth is None:
+            return
+        if gun is None or not actions:
+            accesses = [Access("registry", "catalog", "*")]
+        else:
+            accesses = [Access("repository", gun, a) for a in actions]
+        self.auth.check(request.headers.get("authorization"), accesses)
+
+    # -- handlers ------------------------------------------------------------------------------------
+    def _metadata(self, meta: Metadata, max_age: int, *, current: bool) -> Response:
+        if max_age == 0:
+            headers = {"Cache-Control": "max-age=0, no-cache, no-store", "Pragma": "no-cache"}
+        else:
+            cc = f"public, max-age={max_age}, s-maxage={max_age}"
+            headers = {"Cache-Control": cc + (", must-revalidate" if current else "")}
+        headers["Last-Modified"] = _http_date(meta.modified)
+        return Response(meta.data, 200, headers=headers, media_type="application/json")
+
+    async def _h_current(self, request: Request, p: dict[str, Any]) -> Response:
+        meta = await run_in_threadpool(self.service.current, p["gun"], p["role"])
+        return self._metadata(meta, self.settings.current_max_age, current=True)
+
+    async def _h_by_hash(self, request: Request, p: dict[str, Any]) -> Response:
+        meta = await run_in_threadpool(self.service.by_checksum, p["gun"], p["role"], p["checksum"].lower())
+        return self._metadata(meta, self.settings.consistent_max_age, current=False)
+
+    async def _h_by_version(self, request: Request, p: dict[str, Any]) -> Response:
+        version = int(p["version"])
+        if version < 1 or version > 2**31:
+            raise ServerError("METADATA_NOT_FOUND", {})
+        meta = await run_in_threadpool(self.service.by_version, p["gun"], p["role"], version)
+        return self._metadata(meta, self.settings.consistent_max_age, current=False)
+
+    async def _key_response(self, gun: str, role: str, rotate: bool) -> Response:
+        key = await run_in_threadpool(lambda: self.service.key(gun, role, rotate=rotate))
+        d = key.to_dict()
+        # Go's encoding/json field order: public before private
+        body = json.dumps(
+            {"keytype": d["keytype"], "keyval": {"public": d["keyval"]["public"], "private": None}},
+            separators=(",", ":"),
+        )
+        return Response(body.encode(), media_type="application/json")
+
+    async def _h_get_key(self, request: Request, p: dict[str, Any]) -> Response:
+        return await self._key_response(p["gun"], p["role"], False)
+
+    async def _h_rotate_key(self, request: Request, p: dict[str, Any]) -> Response:
+        return await self._key_response(p["gun"], p["role"], True)
+
+    async def _h_delete(self, request: Request, p: dict[str, Any]) -> Response:
+        await run_in_threadpool(self.service.delete, p["gun"])
+        return Response(b"", 200)
+
+    async def _h_update(self, request: Request, p: dict[str, Any]) -> Response:
+        uploads = await self._read_upload(request)
+        await run_in_threadpool(self.service.publish, p["gun"], uploads)
+        return Response(b"", 200)
+
+    async def _h_changefeed(self, request: Request, p: dict[str, Any]) -> Response:
+        def int32(name: str, raw: str) -> int:
+            try:
+                if not re.fullmatch(r"[+-]?\d{1,10}", raw):
+                    raise ValueError
+                value = int(raw)
+                if not -(2**31) <= value < 2**31:
+                    raise ValueError
+                return value
+            except ValueError:
+                raise ServerError(
+                    "INVALID_PARAMETERS",
+                    f'invalid {name} parameter: strconv.ParseInt: parsing "{raw}": invalid syntax',
+                ) from None
+
+        records = int32("records", request.query_params.get("records", ""))
+        change_id = int32("change_id", request.query_params.get("change_id", "0") or "0")
+        changes = await run_in_threadpool(self.service.changes, change_id, records, p.get("gun"))
+        body = {
+            "count": len(changes),
+            "records": [
+                {
+                    "ID": str(c.id),
+                    "CreatedAt": GoTime.from_datetime(c.created_at).utc().format(),
+                    "GUN": c.gun,
+                    "Version": c.version,
+                    "SHA256": c.sha256,
+                    "Category": c.category,
+                }
+                for c in changes
+            ],
+        }
+        return Response(json.dumps(body, separators=(",", ":")).encode(), media_type="application/json")
+
+    def _health(self) -> Response:
+        failures: dict[str, str] = {}
+        checks = {"DB operational": self.service.store.check_health, **self.settings.extra_health_checks}
+        for name, check in checks.items():
+            try:
+                check()
+            except Exception as e:  # any failure is reported, never raised
+                failures[name] = str(e) or type(e).__name__
+        return Response(
+            json.dumps(failures).encode(), 503 if failures else 200, media_type="application/json"
+        )
+
+    # -- upload parsing ---------------------------------------------------------------------------------
+    async def _read_upload(self, request: Request) -> dict[str, bytes]:
+        ctype = request.headers.get("content-type", "")
+        if not ctype.lower().startswith("multipart/form-data"):
+            raise ServerError("MALFORMED_UPLOAD")
+        cap = self.settings.max_upload_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            raise ServerError("TOO_LARGE", f"uploads are limited to {cap} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise ServerError("TOO_LARGE", f"uploads are limited to {cap} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(request.scope, replay).form(
+                max_files=self.settings.max_upload_files,
+                max_fields=self.settings.max_upload_files,
+                max_part_size=cap,
+            )
+        except Exception as e:  # python-multipart raises several types
+            raise ServerError("MALFORMED_UPLOAD") from e
+        uploads: dict[str, bytes] = {}
+        try:
+            for _name, value in form.multi_items():
+                if isinstance(value, str):
+                    continue
+                role = (value.filename or "").removesuffix(".json")
+                if not role:
+                    raise ServerError("NO_FILENAME")
+                if not roles.is_valid_role(role):
+                    raise ServerError("INVALID_ROLE", role)
+                data = await value.read()
+                try:
+                    doc = json.loads(data)
+                    signed = doc["signed"]
+                    if not isinstance(signed, dict) or not isinstance(doc.get("signatures", []), list | None):
+                        raise TypeError
+                except (ValueError, TypeError, KeyError) as e:
+                    raise ServerError("MALFORMED_JSON") from e
+                if role == roles.TIMESTAMP:
+                    continue  # notary ignores uploaded timestamps: the server always makes its own
+                if role in uploads:
+                    raise ServerError("VERSION", {})  # the same role twice in one update
+                uploads[role] = data
+        finally:
+            await form.close()
+        return uploads
+
+
+def create_app(
+    settings: ServerSettings | None = None, *, service: TrustService, auth: TokenAuth | None = None
+) -> NotaryApp:
+    """Build the ASGI app with its dependencies injected (no globals)."""
+    return NotaryApp(settings or ServerSettings(), service=service, auth=auth)

@@ -1,0 +1,194 @@
+"""Turning configuration into a running server: database, keys, auth, TLS, uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from notar.errors import NotarError
+from notar.server.app import NotaryApp, ServerSettings, create_app
+from notar.server.auth import TokenAuth
+from notar.server.keys import DatabaseKeyService, Secret
+from notar.server.service import TrustService
+from notar.server.storage import migrate, open_store
+
+__all__ = ["ConfigError", "ServerConfig", "app_from_environment", "build_app", "default_data_dir", "serve"]
+
+log = logging.getLogger("notar.server")
+_ENV_CONFIG = "NOTAR_SERVER_CONFIG_JSON"  # how `notar server --workers N` hands its config to workers
+
+
+class ConfigError(NotarError):
+    """The server cannot start with this configuration."""
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "notar"
+
+
+@dataclass(kw_only=True)
+class ServerConfig:
+    listen: str = "127.0.0.1:4443"
+    data_dir: str = field(default_factory=lambda: str(default_data_dir()))
+    database_url: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    key_passphrase_file: str | None = None
+    dev: bool = False
+    key_algorithm: str = "ecdsa"
+    auth_realm: str | None = None
+    auth_service: str | None = None
+    auth_issuer: str | None = None
+    auth_root_bundle: str | None = None
+    max_upload_bytes: int = 64 * 1024 * 1024
+    gun_prefixes: list[str] = field(default_factory=list)
+    migrate: bool = True
+    workers: int = 1
+    log_level: str = "info"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            raise ConfigError(f"--listen must be HOST:PORT, got {self.listen!r}")
+        return host.strip("[]"), int(port)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir).resolve() / 'notar.db'}"
+
+    @property
+    def auth_enabled(self) -> bool:
+        return any((self.auth_realm, self.auth_service, self.auth_issuer, self.auth_root_bundle))
+
+    def is_loopback(self) -> bool:
+        host, _ = self.host_port
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+def _passphrase(config: ServerConfig) -> Secret:
+    env = os.environ.get("NOTAR_SERVER_KEY_PASSPHRASE")
+    if env:
+        return Secret(env)
+    if config.key_passphrase_file:
+        path = Path(config.key_passphrase_file)
+        try:
+            value = path.read_bytes().rstrip(b"\r\n")
+        except OSError as e:
+            raise ConfigError(f"cannot read --key-passphrase-file {path}: {e.strerror}") from e
+        if not value:
+            raise ConfigError(f"--key-passphrase-file {path} is empty")
+        return Secret(value)
+    if config.dev:
+        data = Path(config.data_dir)
+        data.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = data / "dev-key-passphrase"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+            log.warning("--dev: generated a server key passphrase in %s (development only)", path)
+        return Secret(path.read_bytes().strip())
+    raise ConfigError(
+        "no server key passphrase: set NOTAR_SERVER_KEY_PASSPHRASE or --key-passphrase-file "
+        "(or use --dev for local development)"
+    )
+
+
+def build_app(config: ServerConfig) -> NotaryApp:
+    """Open (and migrate) the database and assemble the app."""
+    if config.database_url is None:
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    url = config.resolved_database_url()
+    passphrase = _passphrase(config)
+    if config.migrate:
+        migrate(url)
+    store = open_store(url)
+    keys = DatabaseKeyService(store, passphrase, algorithm=config.key_algorithm)
+    auth = None
+    if config.auth_enabled:
+        missing = [
+            n
+            for n, v in (
+                ("--auth-realm", config.auth_realm),
+                ("--auth-service", config.auth_service),
+                ("--auth-issuer", config.auth_issuer),
+                ("--auth-root-bundle", config.auth_root_bundle),
+            )
+            if not v
+        ]
+        if missing:
+            raise ConfigError(f"token auth needs {', '.join(missing)}")
+        assert config.auth_realm and config.auth_service and config.auth_issuer and config.auth_root_bundle
+        try:
+            auth = TokenAuth(
+                realm=config.auth_realm,
+                service=config.auth_service,
+                issuer=config.auth_issuer,
+                root_bundle=Path(config.auth_root_bundle),
+            )
+        except (OSError, NotarError) as e:
+            raise ConfigError(f"cannot load --auth-root-bundle: {e}") from e
+    settings = ServerSettings(
+        max_upload_bytes=config.max_upload_bytes, gun_prefixes=tuple(config.gun_prefixes)
+    )
+    return create_app(settings, service=TrustService(store, keys), auth=auth)
+
+
+def app_from_environment() -> NotaryApp:
+    """uvicorn factory for worker processes: the config comes from the parent through the environment."""
+    raw = os.environ.get(_ENV_CONFIG)
+    if not raw:
+        raise ConfigError(f"{_ENV_CONFIG} is not set")
+    config = ServerConfig(**json.loads(raw))
+    config.migrate = False  # the parent migrated once
+    return build_app(config)
+
+
+def serve(config: ServerConfig) -> None:
+    """Run the server until interrupted."""
+    import uvicorn
+
+    host, port = config.host_port
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if not config.is_loopback() and not config.auth_enabled:
+        log.warning(
+            "!!! notar server is listening on %s WITHOUT authentication: anyone who can reach it can "
+            "publish and delete trust data. Configure token auth (--auth-*) or listen on 127.0.0.1. !!!",
+            config.listen,
+        )
+    if not config.tls_cert:
+        log.warning(
+            "serving plain HTTP: docker only talks https to a trust server (use --tls-cert/--tls-key)"
+        )
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": config.log_level,
+        "access_log": config.log_level == "debug",
+        "ssl_certfile": config.tls_cert,
+        "ssl_keyfile": config.tls_key,
+        "server_header": False,
+    }
+    if config.workers > 1:
+        build_app(config)  # migrate once and fail fast on bad configuration
+        os.environ[_ENV_CONFIG] = json.dumps(asdict(config))
+        uvicorn.run(
+            "notar.server.runtime:app_from_environment", factory=True, workers=config.workers, **common
+        )
+    else:
+        uvicorn.run(build_app(config), **common)
