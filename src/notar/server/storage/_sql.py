@@ -1,0 +1,462 @@
+"""The :class:`~notar.server.storage.MetaStore` on SQLite or PostgreSQL (synchronous SQLAlchemy, thread-safe).
+
+Semantics follow notary-server's ``server/storage/sqldb.go``; the module docstring of the package lists the
+places where we deliberately differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, cast
+
+from sqlalchemy import and_, delete, exc, func, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Select
+
+from notar.server.storage._engine import (
+    WRITE_OPTION,
+    create_engine,
+    db_errors,
+    describe_error,
+    display_url,
+    normalize_url,
+)
+from notar.server.storage._migrate import verify_schema as _verify_schema
+from notar.server.storage._models import ChangeRow, ServerKeyRow, TufFileRow
+from notar.server.storage._types import (
+    DEFAULT_CHANGES,
+    MAX_CHANGES,
+    Change,
+    ChangeCategory,
+    MetaUpdate,
+    RepoSummary,
+    StoredKey,
+    StoredMeta,
+)
+from notar.server.storage.errors import (
+    DuplicateKeyError,
+    OldVersionError,
+    StorageError,
+    StorageUnavailableError,
+)
+
+__all__ = ["MAX_REPOSITORIES", "SQLMetaStore", "open_store"]
+
+log = logging.getLogger(__name__)
+
+TIMESTAMP = "timestamp"
+MAX_REPOSITORIES = 1000  # list_repositories(limit=…) is capped here
+_MAX_NAME = 255  # varchar(255): gun, role, key_id
+_MAX_ALGORITHM = 50
+_MAX_VERSION = 2**31 - 1  # SQL INTEGER
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# pg_advisory_xact_lock key taken just before a changefeed row is inserted, see update_many. b"notarchg".
+_CHANGEFEED_LOCK_KEY = int.from_bytes(b"notarchg", "big", signed=True)
+
+
+class SQLMetaStore:
+    """Trust metadata, the changefeed and server keys in one SQL database.
+
+    ``url`` is ``sqlite:///PATH`` or ``postgresql://USER:PASS@HOST/DB`` (psycopg 3). Keyword arguments go to
+    :func:`sqlalchemy.create_engine` (e.g. ``pool_size``). Unless ``verify_schema`` is false the constructor
+    checks that the database was migrated to exactly the schema this notar knows, and raises
+    :class:`SchemaError` otherwise; run :func:`migrate` first.
+
+    Every method opens its own short transaction, so one instance is shared by all threads of a process
+    (the async server calls it from a thread pool). Any database failure is raised as a
+    :class:`StorageError`; connection problems as :class:`StorageUnavailableError`.
+    """
+
+    def __init__(self, url: str, *, verify_schema: bool = True, **engine_kwargs: Any) -> None:
+        parsed = normalize_url(url)
+        self.display_url = display_url(parsed)  # password masked
+        self._engine = create_engine(parsed, **engine_kwargs)
+        self._postgres = self._engine.dialect.name == "postgresql"
+        self._read = sessionmaker(self._engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            self._engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+        if verify_schema:
+            try:
+                _verify_schema(self._engine)
+            except BaseException:
+                self._engine.dispose()
+                raise
+
+    def __repr__(self) -> str:
+        return f"SQLMetaStore({self.display_url!r})"
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for diagnostics and tests; do not write through it)."""
+        return self._engine
+
+    # -- writes ------------------------------------------------------------------------------------------
+
+    def update_many(self, gun: str, updates: Sequence[MetaUpdate]) -> None:
+        """Store ``updates`` for ``gun`` in one transaction: all of them, or none.
+
+        For each role, the lowest version in ``updates`` must be greater than every stored version of that
+        role, and no (role, version) may appear twice; otherwise :class:`OldVersionError` and nothing is
+        written. Each ``timestamp`` row also writes an ``update`` changefeed row in the same transaction.
+
+        Concurrency (the argument for "no update lost or torn"). We run at the database's default
+        isolation (READ COMMITTED on PostgreSQL), so two transactions can both pass the version check
+        against the same stored state. What keeps them honest:
+
+        * The UNIQUE (gun, role, version) index. Two writers of the same (gun, role, version) cannot both
+          commit: the second INSERT waits for the first transaction and fails with a unique violation if it
+          commits (-> OldVersionError, the whole batch is rolled back) or proceeds if it rolls back.
+        * Writers of *different* versions of one role on the same stored state (T1 targets v3, T2 targets v4,
+          stored v2) both pass the check and, on their own, could both commit. Like notary we accept that:
+          both are newer than what was stored, and readers take the highest version. But the server never
+          sends such a batch alone: every update it stores carries a new ``timestamp`` whose version is the
+          stored timestamp's + 1, computed from the same state the batch was validated against. T1 and T2
+          therefore insert the *same* timestamp version and the unique index lets only one commit. The
+          timestamp version chain thus serialises all updates of one GUN: each committed batch was
+          validated against the state left by the previous one (no lost update), and a loser leaves no row
+          behind (no torn batch), which is what makes snapshot/timestamp always describe stored files.
+        * Rows are inserted sorted by (role, version), so all writers take unique-index locks in the same
+          order and two batches cannot deadlock on each other (a deadlock would surface as an error that is
+          not OldVersionError).
+        * SQLite serialises writers: a write transaction starts with BEGIN IMMEDIATE, so the check and the
+          inserts run under the database's single write lock and see the latest committed state.
+        * Changefeed IDs follow commit order: on PostgreSQL the changefeed row is inserted last, under a
+          transaction-scoped advisory lock that is released at commit. Without it a transaction that took
+          ID 10 could commit after one that took ID 11, and a reader paging "after 11" would never see 10.
+        """
+        _check_name("gun", gun)
+        lowest: dict[str, int] = {}
+        seen: set[tuple[str, int]] = set()
+        for update in updates:
+            _check_name("role", update.role)
+            _check_version(update.version)
+            if not isinstance(update.data, bytes):
+                raise StorageError(f"{gun}: data of {update.role} must be bytes")
+            if (update.role, update.version) in seen:
+                raise OldVersionError(
+                    f"{gun}: {update.role} version {update.version} appears twice in one update",
+                    role=update.role,
+                    version=update.version,
+                )
+            seen.add((update.role, update.version))
+            lowest[update.role] = min(lowest.get(update.role, update.version), update.version)
+        if not updates:
+            return
+        now = datetime.now(UTC)
+        ordered = sorted(updates, key=lambda u: (u.role, u.version))
+        with db_errors(f"updating {gun}"):
+            try:
+                with self._write.begin() as session:
+                    _check_versions(session, gun, lowest)
+                    files = [
+                        TufFileRow(
+                            gun=gun,
+                            role=u.role,
+                            version=u.version,
+                            data=u.data,
+                            sha256=hashlib.sha256(u.data).hexdigest(),
+                            created_at=now,
+                            updated_at=now,
+                        )
+                        for u in ordered
+                    ]
+                    session.add_all(files)
+                    session.flush()
+                    stamps = [f for f in files if f.role == TIMESTAMP]
+                    if stamps:
+                        self._lock_changefeed(session)
+                        session.add_all(_change_row(gun, f.version, f.sha256, "update", now) for f in stamps)
+            except exc.IntegrityError as e:
+                if _is_unique_violation(e):
+                    raise OldVersionError(
+                        f"{gun}: a concurrent update stored one of these versions first"
+                    ) from e
+                raise StorageError(
+                    f"updating {gun}: the database refused the update ({describe_error(e)})"
+                ) from e
+        log.debug("stored %s: %s", gun, ", ".join(f"{u.role} v{u.version}" for u in ordered))
+
+    def delete(self, gun: str) -> bool:
+        """Hard-delete every file and server key of exactly ``gun`` (not a prefix: ``a/b`` spares ``a/bc``).
+
+        If files were deleted, a ``deletion`` changefeed row (version 0, no hash) is written in the same
+        transaction. Returns whether anything was deleted.
+        """
+        now = datetime.now(UTC)
+        with db_errors(f"deleting {gun}"), self._write.begin() as session:
+            conn = session.connection()
+            files = conn.execute(delete(TufFileRow).where(TufFileRow.gun == gun)).rowcount
+            keys = conn.execute(delete(ServerKeyRow).where(ServerKeyRow.gun == gun)).rowcount
+            if files:
+                self._lock_changefeed(session)
+                session.add(_change_row(gun, 0, None, "deletion", now))
+        if files or keys:
+            log.debug("deleted %s: %d files, %d server keys", gun, files, keys)
+        return bool(files or keys)
+
+    def add_key(self, key: StoredKey) -> None:
+        """Store a server key. A key ID already stored for the GUN and role: :class:`DuplicateKeyError`."""
+        if key.created_at.tzinfo is None or key.created_at.utcoffset() is None:
+            raise ValueError("StoredKey.created_at must be an aware datetime")
+        _check_name("gun", key.gun)
+        _check_name("role", key.role)
+        _check_name("key_id", key.key_id)
+        _check_name("algorithm", key.algorithm, max_len=_MAX_ALGORITHM)
+        with db_errors(f"storing a {key.role} key of {key.gun}"):
+            try:
+                with self._write.begin() as session:
+                    session.add(
+                        ServerKeyRow(
+                            gun=key.gun,
+                            role=key.role,
+                            key_id=key.key_id,
+                            algorithm=key.algorithm,
+                            public=key.public,
+                            private=key.private,
+                            created_at=key.created_at,
+                        )
+                    )
+            except exc.IntegrityError as e:
+                if _is_unique_violation(e):
+                    raise DuplicateKeyError(
+                        f"{key.gun}: a {key.role} key with ID {key.key_id[:12]}… is already stored"
+                    ) from e
+                raise StorageError(f"storing a key of {key.gun}: {describe_error(e)}") from e
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def get_current(self, gun: str, role: str) -> StoredMeta | None:
+        stmt = (
+            select(TufFileRow)
+            .where(TufFileRow.gun == gun, TufFileRow.role == role)
+            .order_by(TufFileRow.version.desc())
+            .limit(1)
+        )
+        return self._first(stmt, f"reading {gun} {role}")
+
+    def get_current_many(self, gun: str, roles: Sequence[str]) -> dict[str, StoredMeta]:
+        """The highest stored version of each role in ``roles`` that has one, in a single query."""
+        wanted = sorted(set(roles))
+        if not wanted:
+            return {}
+        latest = (
+            select(TufFileRow.role, func.max(TufFileRow.version).label("version"))
+            .where(TufFileRow.gun == gun, TufFileRow.role.in_(wanted))
+            .group_by(TufFileRow.role)
+            .subquery()
+        )
+        stmt = (
+            select(TufFileRow)
+            .join(latest, and_(TufFileRow.role == latest.c.role, TufFileRow.version == latest.c.version))
+            .where(TufFileRow.gun == gun)
+        )
+        with db_errors(f"reading {gun}"), self._read() as session:
+            return {row.role: _meta(row) for row in session.scalars(stmt)}
+
+    def get_checksum(self, gun: str, role: str, sha256: str) -> StoredMeta | None:
+        """The version of ``role`` whose data hashes to ``sha256`` (hex, any case), or ``None``."""
+        digest = sha256.lower()
+        if not _SHA256_HEX.fullmatch(digest):
+            return None
+        stmt = (
+            select(TufFileRow)
+            .where(TufFileRow.gun == gun, TufFileRow.role == role, TufFileRow.sha256 == digest)
+            .order_by(TufFileRow.version.desc())
+            .limit(1)
+        )
+        return self._first(stmt, f"reading {gun} {role} by checksum")
+
+    def get_version(self, gun: str, role: str, version: int) -> StoredMeta | None:
+        if not 0 <= version <= _MAX_VERSION:
+            return None
+        stmt = select(TufFileRow).where(
+            TufFileRow.gun == gun, TufFileRow.role == role, TufFileRow.version == version
+        )
+        return self._first(stmt, f"reading {gun} {role} version {version}")
+
+    def get_changes(self, change_id: int, records: int, gun: str | None = None) -> list[Change]:
+        """A page of the changefeed, always ordered oldest to newest (notary's ``GetChanges``).
+
+        ``records`` > 0: up to that many changes after ``change_id`` (exclusive; 0 = from the beginning).
+        ``records`` < 0: up to ``-records`` changes before ``change_id``. A negative ``change_id`` means
+        "from the newest, backwards" whatever the sign of ``records`` (and, as in notary, so does
+        ``change_id`` 0 with negative ``records``). ``records`` 0 means 100; ``|records|`` is capped at
+        1000. ``gun`` (if not empty) keeps only that GUN's changes.
+        """
+        if records == 0:
+            records = DEFAULT_CHANGES
+        backwards = change_id < 0 or records < 0
+        count = min(abs(records), MAX_CHANGES)
+        stmt = select(ChangeRow)
+        if gun:
+            stmt = stmt.where(ChangeRow.gun == gun)
+        if backwards:
+            if change_id > 0:
+                stmt = stmt.where(ChangeRow.id < change_id)
+            stmt = stmt.order_by(ChangeRow.id.desc())
+        else:
+            stmt = stmt.where(ChangeRow.id > change_id).order_by(ChangeRow.id.asc())
+        with db_errors("reading the changefeed"), self._read() as session:
+            changes = [_change(row) for row in session.scalars(stmt.limit(count))]
+        if backwards:
+            changes.reverse()
+        return changes
+
+    def list_repositories(self, query: str = "", limit: int = 100) -> list[RepoSummary]:
+        """GUNs with trust data whose name contains ``query`` (case-insensitive, literally: ``%`` and ``_``
+        are not wildcards), sorted by name, at most ``limit`` (capped at 1000).
+
+        ``updated_at`` is when the newest timestamp was stored, i.e. the last update of the GUN.
+        """
+        limit = min(limit, MAX_REPOSITORIES)
+        if limit <= 0:
+            return []
+        version = func.max(TufFileRow.version)
+        updated = func.max(TufFileRow.created_at)
+        stmt = select(TufFileRow.gun, updated, version).where(TufFileRow.role == TIMESTAMP)
+        if query:
+            stmt = stmt.where(TufFileRow.gun.icontains(query, autoescape=True))
+        stmt = stmt.group_by(TufFileRow.gun).order_by(TufFileRow.gun).limit(limit)
+        with db_errors("listing repositories"), self._read() as session:
+            rows = session.execute(stmt).all()
+        return [RepoSummary(gun=g, updated_at=_aware(u), timestamp_version=v) for g, u, v in rows]
+
+    def get_keys(self, gun: str, role: str) -> list[StoredKey]:
+        """The server keys of ``gun`` and ``role``, newest first."""
+        stmt = (
+            select(ServerKeyRow)
+            .where(ServerKeyRow.gun == gun, ServerKeyRow.role == role)
+            .order_by(ServerKeyRow.created_at.desc(), ServerKeyRow.id.desc())
+        )
+        with db_errors(f"reading {role} keys of {gun}"), self._read() as session:
+            return [_key(row) for row in session.scalars(stmt)]
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def check_health(self) -> None:
+        """Raise :class:`StorageUnavailableError` unless the database answers and has our tables."""
+        try:
+            with db_errors("health check"), self._engine.connect() as conn:
+                conn.execute(select(TufFileRow.id).limit(1)).all()
+        except StorageUnavailableError:
+            raise
+        except StorageError as e:
+            raise StorageUnavailableError(str(e)) from e
+
+    def close(self) -> None:
+        """Close all pooled connections. The store may be used again afterwards (it reconnects)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def _first(self, stmt: Select[Any], what: str) -> StoredMeta | None:
+        with db_errors(what), self._read() as session:
+            row: TufFileRow | None = session.scalars(stmt).first()
+            return None if row is None else _meta(row)
+
+    def _lock_changefeed(self, session: Session) -> None:
+        if self._postgres:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGEFEED_LOCK_KEY})
+
+
+def open_store(url: str, **engine_kwargs: Any) -> SQLMetaStore:
+    """Open the store at ``url`` after checking its schema revision (see :class:`SQLMetaStore`)."""
+    return SQLMetaStore(url, **engine_kwargs)
+
+
+def _check_versions(session: Session, gun: str, lowest: Mapping[str, int]) -> None:
+    """OldVersionError unless each role's lowest new version is above every stored version of it."""
+    stmt = (
+        select(TufFileRow.role, func.max(TufFileRow.version))
+        .where(TufFileRow.gun == gun, TufFileRow.role.in_(sorted(lowest)))
+        .group_by(TufFileRow.role)
+    )
+    for role, stored in sorted(session.execute(stmt).all()):
+        if stored is not None and lowest[role] <= stored:
+            raise OldVersionError(
+                f"{gun}: {role} version {lowest[role]} is not newer than the stored version {stored}",
+                role=role,
+                version=lowest[role],
+            )
+
+
+def _change_row(gun: str, version: int, sha256: str | None, category: str, now: datetime) -> ChangeRow:
+    return ChangeRow(gun=gun, version=version, sha256=sha256, category=category, created_at=now)
+
+
+def _is_unique_violation(e: exc.IntegrityError) -> bool:
+    orig = e.orig
+    sqlstate = getattr(orig, "sqlstate", None)  # psycopg
+    if sqlstate is not None:
+        return bool(sqlstate == "23505")  # unique_violation
+    name = getattr(orig, "sqlite_errorname", None)  # sqlite3, Python >= 3.11
+    if name is not None:
+        return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+    return "UNIQUE constraint failed" in str(orig)
+
+
+def _check_name(kind: str, value: str, *, max_len: int = _MAX_NAME) -> None:
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        size = len(value) if isinstance(value, str) else type(value).__name__
+        raise StorageError(f"{kind} must be a string of 1 to {max_len} characters (got {size})")
+
+
+def _check_version(version: int) -> None:
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= _MAX_VERSION:
+        raise StorageError(f"version must be an integer from 0 to {_MAX_VERSION} (got {version!r})")
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _meta(row: TufFileRow) -> StoredMeta:
+    return StoredMeta(
+        gun=row.gun,
+        role=row.role,
+        version=row.version,
+        data=bytes(row.data),
+        sha256=row.sha256,
+        created_at=_aware(row.created_at),
+    )
+
+
+def _change(row: ChangeRow) -> Change:
+    return Change(
+        id=row.id,
+        created_at=_aware(row.created_at),
+        gun=row.gun,
+        version=row.version,
+        sha256=row.sha256 or "",
+        category=cast(ChangeCategory, row.category),
+    )
+
+
+def _key(row: ServerKeyRow) -> StoredKey:
+    return StoredKey(
+        gun=row.gun,
+        role=row.role,
+        key_id=row.key_id,
+        algorithm=row.algorithm,
+        public=bytes(row.public),
+        private=bytes(row.private),
+        created_at=_aware(row.created_at),
+    )
