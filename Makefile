@@ -31,9 +31,11 @@ test: venv peers lint typecheck
 test-fast: venv
 	$(BIN)/pytest -m 'not peers' -x -q
 
-# The main job. (Until the trust server lands this shows the CLI help.)
+# The main job: the trust server on the embedded SQLite default (data in ./var), plain HTTP on
+# 127.0.0.1:4443, with a generated development key passphrase. See `notar server --help` for TLS,
+# PostgreSQL, token auth and production key handling.
 serve: venv
-	$(BIN)/notar --help
+	$(BIN)/notar server --dev --data-dir var/notar --listen $${NOTAR_SERVER_LISTEN:-127.0.0.1:4443}
 
 bench: venv peers
 	$(BIN)/python bench/crypto_bench.py
