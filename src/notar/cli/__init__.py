@@ -25,9 +25,12 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from notar.cli.keys import key
     from notar.cli.server import server
+    from notar.cli.trust import inspect, resolve, revoke, sign, signer
 
-    cli.add_command(server)
+    for command in (server, key, signer, sign, revoke, inspect, resolve):
+        cli.add_command(command)
 
 
 _register()

@@ -1,0 +1,135 @@
+"""What the trust commands share: options, configuration resolution (docker's rules), output."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from notar.client import Repository, TrustCache, TrustServer
+from notar.keystore import ChainPassphrases, EnvPassphrases, FileKeyStore, PromptPassphrases
+from notar.registry import DockerConfigCredentials, InvalidReferenceError, Reference, parse_reference
+
+__all__ = ["Context", "docker_config_dir", "pass_context", "trust_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def docker_config_dir() -> Path:
+    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+@dataclass
+class Context:
+    trust_dir: Path
+    server: str | None
+    tls_ca: str | None
+    insecure_registries: tuple[str, ...]
+    output: str
+
+    def keystore(self) -> FileKeyStore:
+        sources: list[Any] = [EnvPassphrases("notar")]
+        if sys.stdin.isatty():
+            sources.append(PromptPassphrases())
+        return FileKeyStore(self.trust_dir, ChainPassphrases(*sources))
+
+    def server_url(self, ref: Reference) -> str:
+        """docker's rule: $DOCKER_CONTENT_TRUST_SERVER / --server, else notary.docker.io for Hub, else the registry."""
+        if self.server:
+            if not self.server.startswith(("https://", "http://")):
+                raise click.UsageError(f"--server must be an http(s) URL, got {self.server!r}")
+            return self.server.rstrip("/")
+        if ref.domain == "docker.io":
+            return "https://notary.docker.io"
+        return f"https://{ref.domain}"
+
+    def verify_for(self, url: str) -> Any:
+        """The CA for the trust server: --tls-ca / NOTAR_TLS_CA, else docker's tls/<host:port>/ca.crt."""
+        if self.tls_ca:
+            return self.tls_ca
+        hostport = url.split("://", 1)[-1].split("/", 1)[0]
+        candidate = docker_config_dir() / "tls" / hostport / "ca.crt"
+        return str(candidate) if candidate.is_file() else True
+
+    def repository(self, ref: Reference) -> Repository:
+        url = self.server_url(ref)
+        server = TrustServer(url, verify=self.verify_for(url))
+        return Repository(ref.name, server=server, cache=TrustCache(self.trust_dir), keys=self.keystore())
+
+    def registry_credentials(self) -> DockerConfigCredentials:
+        return DockerConfigCredentials()
+
+    def parse(self, text: str, *, need_tag: bool = False) -> Reference:
+        try:
+            ref = parse_reference(text)
+        except InvalidReferenceError as e:
+            raise click.UsageError(str(e)) from e
+        if need_tag and not ref.tag:
+            raise click.UsageError(f"{text}: a tag is required (IMAGE:TAG)")
+        return ref
+
+
+def trust_options(fn: F) -> F:
+    """--trust-dir, --server, --tls-ca, --insecure-registry, --output on a command."""
+
+    @click.option(
+        "--trust-dir",
+        envvar="NOTAR_TRUST_DIR",
+        type=click.Path(file_okay=False),
+        help="Trust directory (keys and cached trust data). Default: $DOCKER_CONFIG/trust or ~/.docker/trust.",
+    )
+    @click.option(
+        "--server",
+        envvar=["NOTAR_TRUST_SERVER", "DOCKER_CONTENT_TRUST_SERVER"],
+        help="Trust server URL. Default: https://<registry host> (docker's rule).",
+    )
+    @click.option(
+        "--tls-ca",
+        envvar="NOTAR_TLS_CA",
+        type=click.Path(dir_okay=False, exists=True),
+        help="CA bundle for the trust server. Default: $DOCKER_CONFIG/tls/<host:port>/ca.crt, else the system CAs.",
+    )
+    @click.option(
+        "--insecure-registry",
+        "insecure_registries",
+        multiple=True,
+        envvar="NOTAR_INSECURE_REGISTRIES",
+        help="Registry reachable over plain HTTP (loopback registries always are). Repeatable.",
+    )
+    @click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Output format on stdout.",
+    )
+    @functools.wraps(fn)
+    def wrapper(
+        *args: Any,
+        trust_dir: str | None,
+        server: str | None,
+        tls_ca: str | None,
+        insecure_registries: tuple[str, ...],
+        output: str,
+        **kwargs: Any,
+    ) -> Any:
+        ctx = Context(
+            trust_dir=Path(trust_dir) if trust_dir else docker_config_dir() / "trust",
+            server=server,
+            tls_ca=tls_ca,
+            insecure_registries=insecure_registries,
+            output=output,
+        )
+        return fn(ctx, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+pass_context = trust_options

@@ -1,0 +1,124 @@
+"""``notar key``: generate, load, list and rotate signing keys (docker trust key compatible)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import click
+
+from notar.cli._common import Context, trust_options
+from notar.crypto import PrivateKey
+from notar.keystore import encode_public_key
+
+__all__ = ["key"]
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise click.BadParameter(
+            f"{name!r}: signer names are lower-case letters, digits, '-' and '_', starting with a letter or digit",
+            param_hint="NAME",
+        )
+    if name == "releases":
+        raise click.BadParameter("'releases' is reserved", param_hint="NAME")
+    return name
+
+
+@click.group()
+def key() -> None:
+    """Manage signing keys in the trust directory."""
+
+
+@key.command("generate")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Where to write NAME.pub.",
+)
+@click.option(
+    "--type", "keytype", type=click.Choice(["ecdsa", "ed25519"]), default="ecdsa", show_default=True
+)
+@trust_options
+def generate(ctx: Context, name: str, directory: str, keytype: str) -> None:
+    """Generate a signer key NAME: the private key goes (encrypted) into the trust directory,
+    the public key to DIR/NAME.pub for `notar signer add`.
+
+    The passphrase comes from DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE (or a prompt).
+    """
+    _check_name(name)
+    pub_path = Path(directory) / f"{name}.pub"
+    if pub_path.exists():
+        raise click.UsageError(f"public key file already exists: {pub_path}")
+    private = PrivateKey.generate(keytype)
+    ctx.keystore().add(private, role=name)
+    pub_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(pub_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(encode_public_key(private.public_key, role=name))
+    if ctx.output == "json":
+        click.echo(json.dumps({"name": name, "key_id": private.key_id, "public_key": str(pub_path)}))
+    else:
+        click.echo(f"Generated key {private.key_id} for {name}; public key: {pub_path}", err=True)
+        click.echo(private.key_id)
+
+
+@key.command("load")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--name", default="signer", show_default=True, help="Signer name stored with the key.")
+@trust_options
+def load(ctx: Context, file: str, name: str) -> None:
+    """Import a private key FILE (PEM; encrypted keys are decrypted with the source passphrase)
+    into the trust directory, re-encrypted with the repository passphrase."""
+    _check_name(name)
+    info = ctx.keystore().import_key_file(Path(file), role=name)
+    if ctx.output == "json":
+        click.echo(json.dumps({"name": name, "key_id": info.key_id}))
+    else:
+        click.echo(f"Loaded key {info.key_id} as {name}", err=True)
+        click.echo(info.key_id)
+
+
+@key.command("list")
+@trust_options
+def list_keys(ctx: Context) -> None:
+    """List the private keys in the trust directory (never prints key material)."""
+    infos = sorted(ctx.keystore().list(), key=lambda i: (i.role or "", i.gun or "", i.key_id))
+    if ctx.output == "json":
+        click.echo(json.dumps([{"key_id": i.key_id, "role": i.role, "gun": i.gun} for i in infos], indent=2))
+        return
+    if not infos:
+        click.echo("No signing keys found.", err=True)
+        return
+    width = max(len(i.role or "") for i in infos) + 3
+    click.echo("ROLE".ljust(width) + "GUN".ljust(40) + "KEY ID")
+    for i in infos:
+        click.echo((i.role or "").ljust(width) + (i.gun or "").ljust(40) + i.key_id)
+
+
+@key.command("rotate")
+@click.argument("image")
+@click.argument("role", type=click.Choice(["targets", "snapshot", "timestamp"]))
+@click.option(
+    "--server-managed",
+    "-r",
+    is_flag=True,
+    help="Let the trust server hold the new key (snapshot, timestamp).",
+)
+@trust_options
+def rotate(ctx: Context, image: str, role: str, server_managed: bool) -> None:
+    """Rotate the ROLE key of IMAGE's repository (root is re-signed with the root key)."""
+    ref = ctx.parse(image)
+    public = ctx.repository(ref).rotate_key(role, server_managed=server_managed)
+    if ctx.output == "json":
+        click.echo(json.dumps({"repository": ref.name, "role": role, "key_id": public.key_id}))
+    else:
+        click.echo(f"Rotated the {role} key of {ref.name}; new key {public.key_id}", err=True)

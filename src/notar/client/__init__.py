@@ -1,0 +1,48 @@
+"""The notar client: verified trust data (the TUF update workflow) and signing, docker-trust compatible.
+
+* :class:`TrustServer` -- the Notary v1 HTTP API with size caps.
+* :class:`Updater` / :class:`TrustedRepo` -- fetch and verify in TUF order with a local cache.
+* :class:`Repository` -- initialise, add/remove signers, sign/revoke tags, rotate keys.
+* :func:`inspect_data` / :func:`render_json` / :func:`render_pretty` -- ``docker trust inspect`` output.
+"""
+
+from __future__ import annotations
+
+from notar.client.cache import TrustCache
+from notar.client.errors import (
+    ClientError,
+    NotSignedError,
+    PermissionDeniedError,
+    PublishRejectedError,
+    RepositoryNotFoundError,
+    TrustDataInvalidError,
+    TrustServerError,
+    TrustServerUnavailableError,
+)
+from notar.client.inspect import inspect_data, render_json, render_pretty
+from notar.client.remote import MetadataNotFoundError, TrustServer
+from notar.client.repository import Repository, SignResult
+from notar.client.updater import RELEASES, TargetMatch, TrustedRepo, Updater
+
+__all__ = [
+    "RELEASES",
+    "ClientError",
+    "MetadataNotFoundError",
+    "NotSignedError",
+    "PermissionDeniedError",
+    "PublishRejectedError",
+    "Repository",
+    "RepositoryNotFoundError",
+    "SignResult",
+    "TargetMatch",
+    "TrustCache",
+    "TrustDataInvalidError",
+    "TrustServer",
+    "TrustServerError",
+    "TrustServerUnavailableError",
+    "TrustedRepo",
+    "Updater",
+    "inspect_data",
+    "render_json",
+    "render_pretty",
+]

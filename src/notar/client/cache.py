@@ -1,0 +1,85 @@
+"""The local trust cache, in the layout notary and docker use: ``tuf/<gun>/metadata/<role>.json``.
+
+Only the latest verified bytes of each role are kept. Writes are atomic (temp file + ``os.replace``) and
+each repository has a lock file so that two notar processes do not interleave an update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from notar.client.errors import ClientError
+from notar.tuf import roles
+
+__all__ = ["TrustCache"]
+
+
+class TrustCache:
+    """Cached metadata below ``<trust_dir>/tuf``."""
+
+    def __init__(self, trust_dir: Path) -> None:
+        self.trust_dir = Path(trust_dir)
+
+    def _dir(self, gun: str) -> Path:
+        parts = gun.split("/")
+        if any(p in ("", ".", "..") for p in parts) or "\\" in gun or "\0" in gun:
+            raise ClientError(f"invalid repository name {gun!r}")
+        return self.trust_dir.joinpath("tuf", *parts, "metadata")
+
+    def _path(self, gun: str, role: str) -> Path:
+        if not roles.is_valid_role(role):
+            raise ClientError(f"invalid role {role!r}")
+        return self._dir(gun).joinpath(*role.split("/")).with_suffix(".json")
+
+    def load(self, gun: str, role: str) -> bytes | None:
+        try:
+            return self._path(gun, role).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise ClientError(f"cannot read cached {role} of {gun}: {e.strerror}") from e
+
+    def store(self, gun: str, files: Mapping[str, bytes]) -> None:
+        """Write several roles, each atomically."""
+        for role, data in files.items():
+            path = self._path(gun, role)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+
+    def remove(self, gun: str, role: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(gun, role).unlink()
+
+    def clear(self, gun: str) -> None:
+        """Forget everything cached for *gun* (after a remote delete)."""
+        directory = self._dir(gun)
+        if directory.is_dir():
+            for path in sorted(directory.rglob("*.json"), reverse=True):
+                path.unlink()
+
+    @contextlib.contextmanager
+    def lock(self, gun: str) -> Iterator[None]:
+        """An exclusive per-repository lock (held across an update or publish)."""
+        directory = self._dir(gun).parent
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(directory / ".lock", "a+b") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)

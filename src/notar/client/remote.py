@@ -1,0 +1,178 @@
+"""The Notary v1 HTTP API, client side: fetch metadata with size caps, publish, keys, delete."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from notar import __version__
+from notar.client.errors import (
+    PermissionDeniedError,
+    PublishRejectedError,
+    RepositoryNotFoundError,
+    TrustServerError,
+    TrustServerUnavailableError,
+)
+from notar.crypto import CryptoError, PublicKey
+
+__all__ = ["MAX_KEY_BYTES", "MAX_ROOT_BYTES", "MAX_TIMESTAMP_BYTES", "MetadataNotFoundError", "TrustServer"]
+
+MAX_ROOT_BYTES = 100 * 1024 * 1024  # notary's cap when the size is unknown
+MAX_TIMESTAMP_BYTES = 1024 * 1024
+MAX_KEY_BYTES = 256 * 1024
+_MAX_ERROR_BYTES = 64 * 1024
+
+
+class MetadataNotFoundError(TrustServerError):
+    """404 for a metadata file."""
+
+
+class TrustServer:
+    """One trust server (notary-server or notar server)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        verify: Any = True,
+        auth: httpx.Auth | None = None,
+        http: httpx.Client | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = http or httpx.Client(
+            verify=verify,
+            auth=auth,
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": f"notar/{__version__}"},
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> TrustServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _url(self, gun: str, tail: str) -> str:
+        return f"{self.url}/v2/{quote(gun, safe='/:@')}/_trust/{tail}"
+
+    def _request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, url, **kw)
+        except httpx.TransportError as e:
+            raise TrustServerUnavailableError(f"error contacting trust server {self.url}: {e}") from e
+
+    def _fail(self, response: httpx.Response, what: str) -> TrustServerError:
+        status = response.status_code
+        detail = _error_text(response)
+        if status in (401, 403):
+            return PermissionDeniedError(
+                f"you are not authorized to {what} on {self.url}: server returned {status}{detail}"
+            )
+        if status >= 500:
+            return TrustServerUnavailableError(f"trust server {self.url} failed to {what}: {status}{detail}")
+        if status == 404:
+            return MetadataNotFoundError(f"{what}: not found on {self.url}")
+        return PublishRejectedError(f"trust server {self.url} rejected the request to {what}{detail}")
+
+    # -- reads ------------------------------------------------------------------------------------------
+    def get(
+        self, gun: str, role: str, *, max_bytes: int, checksum: str | None = None, version: int | None = None
+    ) -> bytes:
+        """A metadata file, read up to *max_bytes* (a larger answer is refused: endless-data attack)."""
+        if checksum is not None:
+            name = f"{role}.{checksum}.json"
+        elif version is not None:
+            name = f"{version}.{role}.json"
+        else:
+            name = f"{role}.json"
+        url = self._url(gun, "tuf/" + name)
+        try:
+            with self._http.stream("GET", url) as response:
+                if response.status_code == 404:
+                    if role == "root" and checksum is None and version is None:
+                        raise RepositoryNotFoundError(gun, self.url)
+                    raise MetadataNotFoundError(f"{name} of {gun} not found on {self.url}")
+                if response.status_code != 200:
+                    response.read()
+                    raise self._fail(response, f"fetch {name} of {gun}")
+                declared = response.headers.get("content-length")
+                if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                    raise TrustServerError(
+                        f"trust server returned a bad response: {name} is larger than {max_bytes} bytes"
+                    )
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise TrustServerError(
+                            f"trust server returned a bad response: {name} is larger than {max_bytes} bytes"
+                        )
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.TransportError as e:
+            raise TrustServerUnavailableError(f"error contacting trust server {self.url}: {e}") from e
+
+    def get_key(self, gun: str, role: str, *, rotate: bool = False) -> PublicKey:
+        """The server-held key for *role* (``timestamp`` or ``snapshot``); *rotate* asks for a new one."""
+        response = self._request("POST" if rotate else "GET", self._url(gun, f"tuf/{role}.key"))
+        if response.status_code != 200:
+            raise self._fail(response, f"get the {role} key of {gun}")
+        if len(response.content) > MAX_KEY_BYTES:
+            raise TrustServerError("trust server returned a bad response: key is too large")
+        try:
+            return PublicKey.from_dict(json.loads(response.content))
+        except (ValueError, CryptoError) as e:
+            raise TrustServerError(f"trust server returned a malformed {role} key: {e}") from e
+
+    # -- writes -----------------------------------------------------------------------------------------
+    def publish(self, gun: str, files: Mapping[str, bytes]) -> None:
+        """POST one atomic multipart update (one part per role, as the Go client sends it)."""
+        boundary = uuid.uuid4().hex
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{role}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+            for role, data in files.items()
+        ]
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        response = self._request(
+            "POST",
+            self._url(gun, "tuf/"),
+            content=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        if response.status_code != 200:
+            raise self._fail(response, f"publish trust data for {gun}")
+
+    def delete(self, gun: str) -> None:
+        response = self._request("DELETE", self._url(gun, "tuf/"))
+        if response.status_code != 200:
+            raise self._fail(response, f"delete trust data of {gun}")
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = json.loads(response.content[:_MAX_ERROR_BYTES])
+        errors = body.get("errors") or []
+        texts = []
+        for e in errors:
+            detail = e.get("detail")
+            msg = e.get("message") or e.get("code")
+            if isinstance(detail, dict) and isinstance(detail.get("Error"), dict):
+                msg = f"{msg} {detail['Error'].get('Msg', '')}".strip()
+            texts.append(str(msg))
+        return (": " + "; ".join(texts)) if texts else ""
+    except (ValueError, AttributeError):
+        return ""
