@@ -1,27 +1,41 @@
 #!/usr/bin/env bash
 # Install the Debian packages whose programs the "peers" tests start for real
-# (Go notary CLI + notary-server, the distribution registry, skopeo).
+# (Go notary CLI + notary-server, the distribution registry, skopeo, PostgreSQL).
 #
 # Idempotent: a package is installed only when one of its programs is missing,
 # and `apt-get update` runs at most once, and only if something is missing.
 # Usage: scripts/install-peers.sh            (as root, or with sudo available)
 set -euo pipefail
 
-# One "PROGRAM PACKAGE" pair per line: PACKAGE is installed when PROGRAM is not
-# on PATH. Add more peers here.
-# PostgreSQL (later): its server binaries live in /usr/lib/postgresql/<ver>/bin,
-# not on PATH, so check a wrapper that is, e.g. "pg_ctlcluster postgresql".
+# One "PROGRAM PACKAGE" pair per line: PACKAGE is installed when PROGRAM is
+# missing. PROGRAM is a name looked up on PATH, or a path glob (it contains a
+# "/") that must match a file. Add more peers here.
+# PostgreSQL's server binaries live in /usr/lib/postgresql/<ver>/bin, not on
+# PATH, so they are checked by glob (the tests run the newest version found).
+# The package also creates the "postgres" OS user that the tests run it as
+# when they run as root.
 PEERS=(
   "notary notary"
   "notary-server notary"
   "docker-registry docker-registry"
   "skopeo skopeo"
+  "/usr/lib/postgresql/*/bin/postgres postgresql"
+  "/usr/lib/postgresql/*/bin/initdb postgresql"
 )
+
+# have PROGRAM: on PATH, or (a glob with a "/") matching at least one file.
+have() {
+  if [[ "$1" == */* ]]; then
+    compgen -G "$1" >/dev/null
+  else
+    command -v "$1" >/dev/null 2>&1
+  fi
+}
 
 missing=()
 for pair in "${PEERS[@]}"; do
   read -r prog pkg <<<"$pair"
-  if ! command -v "$prog" >/dev/null 2>&1; then
+  if ! have "$prog"; then
     # add each package once, even if several of its programs are missing
     [[ " ${missing[*]-} " == *" $pkg "* ]] || missing+=("$pkg")
   fi
@@ -46,6 +60,6 @@ export DEBIAN_FRONTEND=noninteractive
 # Fail loudly if a package did not provide what we need.
 for pair in "${PEERS[@]}"; do
   read -r prog pkg <<<"$pair"
-  command -v "$prog" >/dev/null 2>&1 || { echo "install-peers: $prog still missing after installing $pkg" >&2; exit 1; }
+  have "$prog" || { echo "install-peers: $prog still missing after installing $pkg" >&2; exit 1; }
 done
 echo "install-peers: done" >&2

@@ -30,12 +30,12 @@ from notar.server.storage import (
     StorageError,
     StorageUnavailableError,
     StoredKey,
+    _sql,
     current_revision,
     head_revision,
     migrate,
     open_store,
 )
-from notar.server.storage import _sql
 from notar.server.storage._models import Base, ChangeRow
 from tests.peers import free_port
 
@@ -423,7 +423,7 @@ def test_key_times_are_stored_as_utc(store: SQLMetaStore) -> None:
     assert got.created_at == local
     assert got.created_at.tzinfo is UTC and got.created_at.hour == 10
     with pytest.raises(ValueError, match="aware"):
-        store.add_key(StoredKey(GUN, TS, "b" * 64, "ecdsa", b"p", b"s", datetime(2026, 6, 1)))  # noqa: DTZ001
+        store.add_key(StoredKey(GUN, TS, "b" * 64, "ecdsa", b"p", b"s", datetime(2026, 6, 1)))
 
 
 # --------------------------------------------------------------------------- repositories
@@ -577,7 +577,7 @@ def test_concurrent_migrations_take_turns(db_url: str) -> None:
 
 
 def test_unmigrated_database_is_refused(db_url: str) -> None:
-    with pytest.raises(SchemaError, match="never migrated.*run the database migrations") as err:
+    with pytest.raises(SchemaError, match=r"never migrated.*run the database migrations") as err:
         open_store(db_url)
     assert isinstance(err.value, StorageError)
     with SQLMetaStore(db_url, verify_schema=False) as store, pytest.raises(StorageUnavailableError):
