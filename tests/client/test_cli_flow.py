@@ -26,6 +26,7 @@ PASSPHRASES = {
 class Notar:
     def __init__(self, home: Path, server: str, ca: Path) -> None:
         self.home = home
+        home.mkdir(parents=True, exist_ok=True)
         self.docker_config = home / ".docker"
         self.env = child_env(
             home=home,
@@ -143,7 +144,6 @@ def test_notar_client_against_go_notary_server(
     assert notar.run("resolve", f"{image_repo}:1.0").stdout.strip() == f"{image_repo}@{digest}"
     # a fresh machine (empty trust dir) trusts on first use and resolves the same digest
     fresh = Notar(tmp_path / "fresh", notary_server.url, notary_server.ca)
-    (tmp_path / "fresh").mkdir(exist_ok=True)
     assert fresh.run("resolve", f"{image_repo}:1.0").stdout.strip() == f"{image_repo}@{digest}"
 
 

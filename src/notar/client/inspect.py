@@ -93,7 +93,11 @@ def render_pretty(item: dict[str, Any]) -> str:
         out += _table(("SIGNER", "KEYS"), rows2)
         out.append("")
     out += [f"Administrative keys for {name}", ""]
-    for admin in sorted(item["AdministrativeKeys"], key=lambda a: a["Name"], reverse=True):
+    # docker sorts these lines by TUF role name, descending: targets ("Repository Key") before root
+    tuf_role = {"Repository": "targets", "Root": "root"}
+    for admin in sorted(
+        item["AdministrativeKeys"], key=lambda a: tuf_role.get(a["Name"], a["Name"]), reverse=True
+    ):
         label = "Repository Key" if admin["Name"] == "Repository" else "Root Key"
         out.append(f"  {label}:\t" + ", ".join(sorted(k["ID"] for k in admin["Keys"])))
     return "\n".join(out) + "\n"
