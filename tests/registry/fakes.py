@@ -69,6 +69,7 @@ class FakeRegistry:
     token_field: str = "token"
     reject_all_tokens: bool = False
     challenge_scope: bool = True
+    realm: str = REALM
     manifests: dict[tuple[str, str], tuple[str, bytes]] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     uploads: dict[str, bytearray] = field(default_factory=dict)
@@ -118,9 +119,7 @@ class FakeRegistry:
         query: dict[str, list[str]] = {}
         for key, value in request.query_params.multi_items():
             query.setdefault(key, []).append(value)
-        self.requests.append(
-            Seen(request.method, host, request.url.path, query, dict(request.headers), body)
-        )
+        self.requests.append(Seen(request.method, host, request.url.path, query, dict(request.headers), body))
         override = self.overrides.get((request.method, request.url.path))
         if override is not None:
             return override(request)
@@ -133,7 +132,10 @@ class FakeRegistry:
     def _token_endpoint(self, request: Request, query: dict[str, list[str]], body: bytes) -> Response:
         if request.method == "POST":
             form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-            if form.get("grant_type") != "refresh_token" or form.get("refresh_token") not in self.refresh_tokens:
+            if (
+                form.get("grant_type") != "refresh_token"
+                or form.get("refresh_token") not in self.refresh_tokens
+            ):
                 return JSONResponse({"error": "invalid_grant", "error_description": "bad refresh token"}, 400)
             scopes = form.get("scope", "").split()
             return JSONResponse({"access_token": self._issue(scopes), "expires_in": self.token_ttl})
@@ -167,11 +169,13 @@ class FakeRegistry:
         if self.auth == "basic":
             header = 'Basic realm="fake registry"'
         else:
-            header = f'Bearer realm="{REALM}",service="{REGISTRY_HOST}"'
+            header = f'Bearer realm="{self.realm}",service="{REGISTRY_HOST}"'
             if self.challenge_scope and repo is not None:
                 actions = "pull" if action == "pull" else "pull,push"
                 header += f',scope="repository:{repo}:{actions}"'
-        return JSONResponse(errors_body("UNAUTHORIZED", "authentication required"), 401, {"WWW-Authenticate": header})
+        return JSONResponse(
+            errors_body("UNAUTHORIZED", "authentication required"), 401, {"WWW-Authenticate": header}
+        )
 
     def _authorised(self, request: Request, repo: str | None, action: str) -> bool:
         if self.auth == "none":
@@ -210,7 +214,9 @@ class FakeRegistry:
 
     def _manifest(self, request: Request, repo: str, ref: str, body: bytes) -> Response:
         if request.method == "PUT":
-            digest = self.add_manifest(repo, None if ":" in ref else ref, body, request.headers["content-type"])
+            digest = self.add_manifest(
+                repo, None if ":" in ref else ref, body, request.headers["content-type"]
+            )
             return Response(status_code=201, headers={"Docker-Content-Digest": digest})
         entry = self.manifests.get((repo, ref))
         if entry is None:
@@ -244,7 +250,9 @@ class FakeRegistry:
                 return Response(status_code=201, headers={"Docker-Content-Digest": mount})
             upload = f"u{next(self._counter)}"
             self.uploads[upload] = bytearray()
-            return Response(status_code=202, headers={"Location": f"/v2/{repo}/blobs/uploads/{upload}?_state=s0"})
+            return Response(
+                status_code=202, headers={"Location": f"/v2/{repo}/blobs/uploads/{upload}?_state=s0"}
+            )
         if rest.startswith("uploads/"):
             upload = rest.removeprefix("uploads/")
             buf = self.uploads.get(upload)

@@ -53,7 +53,9 @@ VALID = [
 
 
 @pytest.mark.parametrize(("text", "name", "tag", "digest", "familiar"), VALID)
-def test_valid_references(text: str, name: str, tag: str | None, digest: str | None, familiar: str | None) -> None:
+def test_valid_references(
+    text: str, name: str, tag: str | None, digest: str | None, familiar: str | None
+) -> None:
     ref = parse_reference(text)
     assert (ref.name, ref.tag, ref.digest) == (name, tag, digest)
     assert ref.familiar == (familiar if familiar is not None else ref.familiar)
