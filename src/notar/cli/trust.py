@@ -96,7 +96,8 @@ def sign(ctx: Context, images: tuple[str, ...]) -> None:
     ) as registry:
         for ref in refs:
             assert ref.tag is not None
-            desc = registry.head_manifest(ref.path, ref.digest or ref.tag)
+            # GET, not HEAD: the digest we sign is computed from the bytes received, not a header's claim
+            desc = registry.get_manifest(ref.path, ref.digest or ref.tag).descriptor
             algorithm, _, hexdigest = desc.digest.partition(":")
             if algorithm != "sha256":
                 raise click.ClickException(f"{ref}: only sha256 manifests can be signed, got {desc.digest}")

@@ -20,12 +20,16 @@ from notar.client.errors import (
     TrustServerUnavailableError,
 )
 from notar.client.inspect import inspect_data, render_json, render_pretty
+from notar.client.keys import ChainedKeys, KeySource, MemoryKeys
 from notar.client.remote import MetadataNotFoundError, TrustServer
 from notar.client.repository import Repository, SignResult
 from notar.client.updater import RELEASES, TargetMatch, TrustedRepo, Updater
 
 __all__ = [
     "RELEASES",
+    "ChainedKeys",
+    "KeySource",
+    "MemoryKeys",
     "ClientError",
     "MetadataNotFoundError",
     "NotSignedError",

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from notar.client.cache import TrustCache
 from notar.client.errors import ClientError, NotSignedError, PublishRejectedError, RepositoryNotFoundError
+from notar.client.keys import KeySource
 from notar.client.remote import TrustServer
 from notar.client.updater import RELEASES, TrustedRepo, Updater
 from notar.crypto import PrivateKey, PublicKey, Signer, make_root_certificate
@@ -56,13 +57,15 @@ class Repository:
         server: TrustServer,
         cache: TrustCache,
         keys: FileKeyStore,
+        signing_keys: KeySource | None = None,
         pinning: TrustPinning | None = None,
         clock: Callable[[], GoTime] = GoTime.now,
     ) -> None:
         self.gun = gun
         self.server = server
         self.cache = cache
-        self.keys = keys
+        self.keys = keys  # the trust directory: where new root/targets keys are stored
+        self.signing_keys: KeySource = signing_keys if signing_keys is not None else keys
         self.clock = clock
         self.updater = Updater(gun, server, cache, pinning=pinning, clock=clock)
 
@@ -83,9 +86,9 @@ class Repository:
         for kid in key_ids:
             pub = keys.get(kid)
             canonical = pub.canonical_key_id if pub is not None else kid
-            if canonical not in self.keys:
+            if canonical not in self.signing_keys:
                 continue
-            private, _role = self.keys.get(canonical)
+            private, _role = self.signing_keys.get(canonical)
             out.append((private, kid))
         return out
 
@@ -256,9 +259,13 @@ class Repository:
         top.delegations.keys = {k: v for k, v in top.delegations.keys.items() if k in in_use}
         self._publish(repo, changed={roles.TARGETS: top})
 
-    def sign(self, targets: Mapping[str, FileMeta]) -> SignResult:
-        """Sign several tags in one update, into every role docker would sign them into."""
-        repo = self.refresh_or_none()
+    def sign(self, targets: Mapping[str, FileMeta], *, initialize: bool = True) -> SignResult:
+        """Sign several tags in one update, into every role docker would sign them into.
+
+        A repository without trust data is initialised first (as ``docker push`` does) unless
+        *initialize* is false, which makes it an error instead.
+        """
+        repo = self.refresh_or_none() if initialize else self.refresh()
         initialized = False
         if repo is None:
             repo = self.initialize()

@@ -519,7 +519,7 @@ class RegistryClient:
                 if resp.status_code not in (201, 204):
                     self._fail(resp, what, not_found=BlobNotFoundError)
             self._check_stored(resp, digest, what)
-        except BaseException:
+        except Exception:  # not on Ctrl-C: no network call while interrupted
             self._cancel_upload(location, scopes)
             raise
         return digest

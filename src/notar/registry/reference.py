@@ -120,7 +120,11 @@ class Reference:
 
     @property
     def familiar(self) -> str:
-        """Docker's short form with tag and digest, as ``docker`` prints it: ``alpine:3.19``."""
+        """Docker's short form with tag and digest, as ``docker`` prints it: ``alpine:3.19``.
+
+        For display only: like docker's, it is ambiguous for Hub names whose first component looks
+        like a registry (``docker.io/foo.bar/app`` -> ``foo.bar/app``). Store ``str(ref)``.
+        """
         return self.familiar_name + self._suffix()
 
     @property
