@@ -25,11 +25,27 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from notar.cli.gateway import gateway
+    from notar.cli.images import pull, push
     from notar.cli.keys import key
+    from notar.cli.release import release, secrets
     from notar.cli.server import server
     from notar.cli.trust import inspect, resolve, revoke, sign, signer
 
-    for command in (server, key, signer, sign, revoke, inspect, resolve):
+    for command in (
+        server,
+        key,
+        signer,
+        sign,
+        revoke,
+        inspect,
+        resolve,
+        push,
+        pull,
+        gateway,
+        release,
+        secrets,
+    ):
         cli.add_command(command)
 
 

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from notar.encoding import GoTime
 from notar.server.auth import Access, TokenAuth
@@ -107,10 +107,18 @@ _ROUTES = [
 class NotaryApp:
     """The ASGI application."""
 
-    def __init__(self, settings: ServerSettings, *, service: TrustService, auth: TokenAuth | None) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        *,
+        service: TrustService,
+        auth: TokenAuth | None,
+        web: ASGIApp | None = None,
+    ) -> None:
         self.settings = settings
         self.service = service
         self.auth = auth
+        self.web = web  # the read-only UI (notar.web), served for every path outside the API
         self.metrics = CollectorRegistry()
         self._requests = Counter(
             "notar_server_http_requests",
@@ -135,6 +143,14 @@ class NotaryApp:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
+            return
+        path = scope.get("path", "")
+        if (
+            self.web is not None
+            and not path.startswith(("/v2/", "/_notary_server/", "/metrics"))
+            and path != "/v2"
+        ):
+            await self.web(scope, receive, send)
             return
         request = Request(scope, receive)
         started = time.perf_counter()
@@ -353,7 +369,11 @@ class NotaryApp:
 
 
 def create_app(
-    settings: ServerSettings | None = None, *, service: TrustService, auth: TokenAuth | None = None
+    settings: ServerSettings | None = None,
+    *,
+    service: TrustService,
+    auth: TokenAuth | None = None,
+    web: ASGIApp | None = None,
 ) -> NotaryApp:
-    """Build the ASGI app with its dependencies injected (no globals)."""
-    return NotaryApp(settings or ServerSettings(), service=service, auth=auth)
+    """Build the ASGI app with its dependencies injected (no globals). *web* serves every non-API path."""
+    return NotaryApp(settings or ServerSettings(), service=service, auth=auth, web=web)
