@@ -160,3 +160,23 @@ def test_bad_input_is_one_line(notar_server: NotarServer, tmp_path: Path) -> Non
         r = notar.run(*args, check=False)
         assert r.returncode == code, (args, r.returncode, r.stderr)
         assert "Traceback" not in r.stderr and r.stderr.strip(), args
+
+
+def test_trust_pinning_on_first_use(
+    notar_server: NotarServer, registry: Registry, tmp_path: Path, image_repo: str
+) -> None:
+    notar = Notar(tmp_path / "signer", notar_server.url, notar_server.ca)
+    push_image(registry, tmp_path, image_repo.split("/", 1)[1], "1.0", "pinned")
+    notar.run("key", "generate", "pin", "--dir", str(tmp_path))
+    notar.run("signer", "add", "pin", image_repo, "--key", str(tmp_path / "pin.pub"))
+    notar.run("sign", f"{image_repo}:1.0")
+    root_id = json.loads(notar.run("inspect", image_repo).stdout)[0]["AdministrativeKeys"][0]["Keys"][0]["ID"]
+
+    good = Notar(tmp_path / "good", notar_server.url, notar_server.ca)
+    assert good.run("resolve", "--root-key-id", root_id, f"{image_repo}:1.0").returncode == 0
+    bad = Notar(tmp_path / "bad", notar_server.url, notar_server.ca)
+    refused = bad.run("resolve", "--root-key-id", "0" * 64, f"{image_repo}:1.0", check=False)
+    assert refused.returncode == 1 and "trust_pinning" in refused.stderr
+    assert not (bad.docker_config / "trust" / "tuf").exists() or not list(
+        (bad.docker_config / "trust" / "tuf").rglob("root.json")
+    )

@@ -15,6 +15,7 @@ import click
 from notar.client import Repository, TrustCache, TrustServer
 from notar.keystore import ChainPassphrases, EnvPassphrases, FileKeyStore, PromptPassphrases
 from notar.registry import DockerConfigCredentials, InvalidReferenceError, Reference, parse_reference
+from notar.tuf import TrustPinning
 
 __all__ = ["Context", "docker_config_dir", "pass_context", "trust_options"]
 
@@ -32,6 +33,7 @@ class Context:
     tls_ca: str | None
     insecure_registries: tuple[str, ...]
     output: str
+    root_key_ids: tuple[str, ...] = ()
 
     def keystore(self) -> FileKeyStore:
         sources: list[Any] = [EnvPassphrases("notar")]
@@ -60,7 +62,10 @@ class Context:
     def repository(self, ref: Reference) -> Repository:
         url = self.server_url(ref)
         server = TrustServer(url, verify=self.verify_for(url))
-        return Repository(ref.name, server=server, cache=TrustCache(self.trust_dir), keys=self.keystore())
+        pinning = TrustPinning(certs={ref.name: list(self.root_key_ids)}) if self.root_key_ids else None
+        return Repository(
+            ref.name, server=server, cache=TrustCache(self.trust_dir), keys=self.keystore(), pinning=pinning
+        )
 
     def registry_credentials(self) -> DockerConfigCredentials:
         return DockerConfigCredentials()
@@ -103,6 +108,14 @@ def trust_options(fn: F) -> F:
         help="Registry reachable over plain HTTP (loopback registries always are). Repeatable.",
     )
     @click.option(
+        "--root-key-id",
+        "root_key_ids",
+        multiple=True,
+        envvar="NOTAR_ROOT_KEY_ID",
+        help="Trust pinning: on first use, accept the repository only if its root is signed by this root "
+        "key ID (as `notar inspect` shows under Root). Repeatable.",
+    )
+    @click.option(
         "--output",
         "-o",
         type=click.Choice(["text", "json"]),
@@ -118,6 +131,7 @@ def trust_options(fn: F) -> F:
         tls_ca: str | None,
         insecure_registries: tuple[str, ...],
         output: str,
+        root_key_ids: tuple[str, ...],
         **kwargs: Any,
     ) -> Any:
         ctx = Context(
@@ -126,6 +140,7 @@ def trust_options(fn: F) -> F:
             tls_ca=tls_ca,
             insecure_registries=insecure_registries,
             output=output,
+            root_key_ids=root_key_ids,
         )
         return fn(ctx, *args, **kwargs)
 
