@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from notar.client.cache import TrustCache
-from notar.client.errors import ClientError, NotSignedError, PublishRejectedError, RepositoryNotFoundError
+from notar.client.errors import (
+    ClientError,
+    NotSignedError,
+    PublishRejectedError,
+    RepositoryNotFoundError,
+    TrustServerError,
+)
 from notar.client.keys import KeySource
 from notar.client.remote import TrustServer
 from notar.client.updater import RELEASES, TrustedRepo, Updater
@@ -29,6 +35,7 @@ from notar.tuf import (
     Root,
     Targets,
     TrustPinning,
+    TufError,
     default_expiry,
     new_root,
     new_snapshot,
@@ -187,8 +194,21 @@ class Repository:
         if env is not None:
             return copy.deepcopy(env.signed)
         body = new_targets(now=self.clock(), role=role)
-        body.version = 0
+        body.version = self._stored_version(repo, role)
         return body
+
+    def _stored_version(self, repo: TrustedRepo, role: str) -> int:
+        """The version of a role file the server still stores although it no longer verifies (a removed and
+        re-added delegation): a new file must continue after it. Only the number is used, not the content."""
+        meta = repo.snapshot.signed.meta.get(role)
+        sha = meta.sha256_hex() if meta is not None else None
+        if meta is None or sha is None:
+            return 0
+        try:
+            data = self.server.get(self.gun, role, checksum=sha, max_bytes=meta.length)
+            return Envelope.from_bytes(data, expect=Targets, role=role).signed.version
+        except (TufError, TrustServerError):
+            return 0
 
     def _signable_roles(self, repo: TrustedRepo, tag: str) -> list[str]:
         """docker's AddToAllSignableRoles: direct delegations we hold a key for; else ``targets``."""

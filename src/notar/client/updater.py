@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from notar.client.cache import TrustCache
 from notar.client.errors import (
     NotSignedError,
+    PermissionDeniedError,
     RepositoryNotFoundError,
     TrustDataInvalidError,
-    TrustServerError,
     TrustServerUnavailableError,
 )
 from notar.client.remote import MAX_ROOT_BYTES, MAX_TIMESTAMP_BYTES, MetadataNotFoundError, TrustServer
@@ -27,10 +27,12 @@ from notar.encoding import GoTime
 from notar.tuf import (
     DelegatedRole,
     Envelope,
+    ExpiredError,
     FileMeta,
     RoleError,
     RoleKeys,
     Root,
+    SignatureError,
     Snapshot,
     Targets,
     Timestamp,
@@ -222,7 +224,7 @@ class Updater:
         keys = RoleKeys.from_root(root.signed, roles.TIMESTAMP)
         try:
             data = self.server.get(self.gun, roles.TIMESTAMP, max_bytes=MAX_TIMESTAMP_BYTES)
-        except (TrustServerUnavailableError, MetadataNotFoundError) as e:
+        except (TrustServerUnavailableError, MetadataNotFoundError, PermissionDeniedError) as e:
             if cached is None:
                 raise
             log.warning("using cached timestamp for %s: %s", self.gun, e)
@@ -296,12 +298,14 @@ class Updater:
                     previous = Envelope.from_bytes(cached_bytes, expect=Targets, role=role)
                     check_version(env.signed, previous.signed.version, role)
                 check_expiry(env.signed, now, role)
-            except (TufError, RoleError, MetadataNotFoundError, TrustServerError) as e:
+            except (ExpiredError, SignatureError, RoleError) as e:
+                # Like notary: an expired or under-signed delegation is ignored with its subtree. Its cached
+                # file stays, so a later rollback of it is still caught by the version check. Any other
+                # failure (hash mismatch, rollback, malformed file) fails the whole update.
                 if role == roles.TARGETS:
                     raise
                 log.warning("ignoring delegation %s of %s: %s", role, self.gun, e)
                 repo.ignored[role] = str(e)
-                self.cache.remove(self.gun, role)
                 continue
             trusted[role] = env.signed
             repo.targets[role] = env

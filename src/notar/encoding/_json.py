@@ -136,5 +136,5 @@ def loads_strict(data: bytes | str, *, what: str = "document") -> Any:
         return json.loads(text, parse_float=_parse_float, parse_constant=_reject_constant)
     except EncodingError as e:
         raise EncodingError(f"{what}: {e}") from e
-    except (json.JSONDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, and int() over 4300 digits
         raise EncodingError(f"{what}: malformed JSON ({e})") from e

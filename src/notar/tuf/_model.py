@@ -506,9 +506,16 @@ class Envelope(Generic[S]):
         )
         if body_cls is None:
             raise MetadataError(f"{what}: unknown metadata type {typ!r}")
-        body = body_cls.from_dict(signed_value)
-        if isinstance(body, Targets):
-            body.check_delegations(role or roles.TARGETS)
+        try:
+            body = body_cls.from_dict(signed_value)
+            if isinstance(body, Targets):
+                body.check_delegations(role or roles.TARGETS)
+        except MetadataError as e:
+            # the messages name the body type ("targets.version: ..."); make sure they name the file
+            name, text = role or body_cls.ROLE, str(e)
+            if name == body_cls.ROLE and text.startswith((f"{name}.", f"{name} ", f"{name}:")):
+                raise
+            raise MetadataError(f"{name}: {text}") from e
         try:
             signed_bytes = canonical_json(signed_value)
         except EncodingError as e:

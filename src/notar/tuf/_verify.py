@@ -143,6 +143,8 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
+    except ValueError:  # extensions are parsed lazily; a malformed one is not a CA marker we can trust
+        return True
 
 
 def root_certificate_keys(root: Root, gun: str, *, now: GoTime | None) -> dict[str, PublicKey]:
@@ -162,12 +164,12 @@ def root_certificate_keys(root: Root, gun: str, *, now: GoTime | None) -> dict[s
         if split is None:
             continue
         leaf, intermediates = split
-        if certificate_problems(leaf, now=when, gun=gun):
-            continue
-        good_ints = [c for c in intermediates if not certificate_problems(c, now=when)]
         try:
+            if certificate_problems(leaf, now=when, gun=gun):
+                continue
+            good_ints = [c for c in intermediates if not certificate_problems(c, now=when)]
             rebuilt = PublicKey.from_certificate(leaf, *good_ints)
-        except CryptoError:
+        except (CryptoError, ValueError):  # malformed certificate content: not a usable key
             continue
         out[rebuilt.key_id] = rebuilt
     return out
