@@ -1,13 +1,120 @@
-"""Placeholder: this command group is being built (see the issue tracker)."""
+"""``notar gateway``: run the trust-enforcing registry gateway."""
 
 from __future__ import annotations
 
+import logging
+
 import click
+
+from notar.gateway import ConfigError, GatewayConfig, serve
 
 __all__ = ["gateway"]
 
 
-@click.command(hidden=True)
-def gateway() -> None:
-    """Not available yet."""
-    raise click.ClickException("`notar gateway` is not available in this build yet")
+@click.command()
+@click.option(
+    "--upstream", envvar="NOTAR_GATEWAY_UPSTREAM", required=True, help="URL of the registry behind."
+)
+@click.option(
+    "--trust-server",
+    envvar=["NOTAR_GATEWAY_TRUST_SERVER", "DOCKER_CONTENT_TRUST_SERVER"],
+    required=True,
+    help="URL of the trust server (notar server or notary-server).",
+)
+@click.option(
+    "--listen", envvar="NOTAR_GATEWAY_LISTEN", default="127.0.0.1:5001", show_default=True, help="HOST:PORT."
+)
+@click.option(
+    "--config",
+    "config_file",
+    envvar="NOTAR_GATEWAY_CONFIG",
+    type=click.Path(dir_okay=False, exists=True),
+    help="YAML/JSON policy: repositories (globs), exclude, allow_index_children. "
+    "Default: trust enforced for every repository.",
+)
+@click.option(
+    "--gun-prefix",
+    envvar="NOTAR_GATEWAY_GUN_PREFIX",
+    help="Registry part of the GUNs (what clients type before /repo). Default: the --listen address.",
+)
+@click.option(
+    "--tls-ca",
+    envvar="NOTAR_TLS_CA",
+    type=click.Path(dir_okay=False, exists=True),
+    help="CA bundle for the trust server (and an https upstream).",
+)
+@click.option(
+    "--tls-cert",
+    envvar="NOTAR_GATEWAY_TLS_CERT",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Serve https.",
+)
+@click.option(
+    "--tls-key",
+    envvar="NOTAR_GATEWAY_TLS_KEY",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Key of --tls-cert.",
+)
+@click.option(
+    "--trust-dir",
+    envvar="NOTAR_GATEWAY_TRUST_DIR",
+    type=click.Path(file_okay=False),
+    help="Where verified trust data is cached (keeps trust-on-first-use roots and rollback protection across "
+    "restarts). Default: a temporary directory.",
+)
+@click.option(
+    "--cache-ttl",
+    envvar="NOTAR_GATEWAY_CACHE_TTL",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Seconds a verified answer is reused before the trust data is checked again.",
+)
+@click.option(
+    "--log-level",
+    envvar="NOTAR_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def gateway(
+    upstream: str,
+    trust_server: str,
+    listen: str,
+    config_file: str | None,
+    gun_prefix: str | None,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    trust_dir: str | None,
+    cache_ttl: float,
+    log_level: str,
+) -> None:
+    """Run a registry gateway that serves only signed content (Docker Content Trust at the registry).
+
+    \b
+    Pulls by tag get the signed digest; pushes of unsigned tags are refused; blobs are streamed.
+    Exit codes: 0 stopped, 1 error, 2 usage.
+    \b
+    Example:
+      notar gateway --upstream http://127.0.0.1:5000 --trust-server https://notary:4443 \\
+          --listen 127.0.0.1:5001 --config gateway.yaml
+    """
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = GatewayConfig(
+        upstream=upstream,
+        trust_server=trust_server,
+        listen=listen,
+        config_file=config_file,
+        gun_prefix=gun_prefix,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        trust_dir=trust_dir,
+        cache_ttl=cache_ttl,
+        log_level=log_level,
+    )
+    try:
+        serve(config)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from e

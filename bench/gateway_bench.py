@@ -1,0 +1,194 @@
+"""Gateway benchmark: what `notar gateway` costs in front of the Debian `docker-registry`.
+
+Everything runs on 127.0.0.1 from one temporary directory and is stopped before the script exits: a lab CA,
+``docker-registry`` (plain HTTP), ``notar server`` (TLS, SQLite) and two ``notar gateway`` processes (the
+default 5 s trust cache, and ``--cache-ttl 0`` so that every request re-verifies the trust data).
+
+1. **Blob download throughput**: one random layer (default 200 MB) uploaded once, then downloaded with
+   ``curl -o /dev/null`` directly from the registry and through the gateway, alternating; median of
+   ``--runs``. The ratio gateway/direct is the figure of merit (goal >= 0.9).
+2. **Manifest GET by tag**: latency directly from the registry, through the gateway with a warm trust cache,
+   and through the gateway without a cache (a full TUF update against the trust server per request);
+   median and p90 of ``--requests`` sequential requests over one keep-alive connection.
+3. **Peak RSS of the gateway** (``VmHWM`` in /proc/<pid>/status) after start and after the downloads: the
+   layer is streamed, so the peak must not grow with its size.
+
+Run: ``.venv/bin/python bench/gateway_bench.py`` (``--size-mb 50 --runs 2`` for a quick run).
+Needs docker-registry, skopeo and curl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))  # for tests.*
+
+import httpx  # noqa: E402
+from tests.gateway.conftest import Signer, run_gateway  # noqa: E402
+from tests.peers import make_lab_pki, run_registry  # noqa: E402
+from tests.registry.images import Skopeo, make_image, write_oci_layout  # noqa: E402
+from tests.servers import run_notar_server  # noqa: E402
+
+REPO = "bench/app"
+CHUNK = 1024 * 1024
+
+
+def vm(pid: int, field: str) -> int:
+    """A /proc/<pid>/status field in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def upload_blob(base: str, size: int) -> str:
+    """Stream ``size`` pseudo-random bytes into the registry as one blob; returns its digest."""
+    seed = os.urandom(CHUNK)
+    hasher = hashlib.sha256()
+    for i in range(0, size, CHUNK):
+        hasher.update(seed[: min(CHUNK, size - i)])
+    digest = "sha256:" + hasher.hexdigest()
+
+    def body() -> Iterator[bytes]:
+        for i in range(0, size, CHUNK):
+            yield seed[: min(CHUNK, size - i)]
+
+    with httpx.Client(trust_env=False, timeout=600) as c:
+        start = c.post(f"{base}/v2/{REPO}/blobs/uploads/")
+        start.raise_for_status()
+        location = start.headers["location"]
+        sep = "&" if "?" in location else "?"
+        done = c.put(f"{location}{sep}digest={digest}", content=body(), headers={"Content-Length": str(size)})
+        done.raise_for_status()
+    return digest
+
+
+def curl_download(url: str) -> tuple[float, int]:
+    out = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--noproxy",
+            "*",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{time_total} %{size_download} %{http_code}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    if out[2] != "200":
+        raise RuntimeError(f"GET {url} answered {out[2]}")
+    return float(out[0]), int(out[1])
+
+
+def latencies(url: str, n: int, accept: str) -> list[float]:
+    out = []
+    with httpx.Client(trust_env=False, timeout=60) as c:
+        c.get(url, headers={"Accept": accept}).raise_for_status()  # warm the connection (and the cache)
+        for _ in range(n):
+            t0 = time.perf_counter()
+            r = c.get(url, headers={"Accept": accept})
+            out.append((time.perf_counter() - t0) * 1000)
+            r.raise_for_status()
+    return out
+
+
+def p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[-1] if len(values) >= 2 else values[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=50)
+    args = parser.parse_args()
+    size = args.size_mb * 1024 * 1024
+
+    with tempfile.TemporaryDirectory(prefix="notar-gateway-bench-") as tmp:
+        work = Path(tmp)
+        pki = make_lab_pki(work / "pki")
+        with (
+            run_registry(work / "registry") as registry,
+            run_notar_server(pki, work / "notar-server") as server,
+            run_gateway(
+                work / "gw", upstream=registry.url, trust_server=server.url, ca=server.ca, config=None
+            ) as gw,
+            run_gateway(
+                work / "gw0",
+                upstream=registry.url,
+                trust_server=server.url,
+                ca=server.ca,
+                config=None,
+                extra=("--cache-ttl", "0", "--log-level", "warning"),
+            ) as gw0,
+        ):
+            rss_start = vm(gw.process.pid, "VmRSS")
+            # a signed image, for the manifest part (signed for both gateways' GUNs)
+            image = make_image("bench")
+            layout = write_oci_layout(work / "oci", "1.0", image)
+            Skopeo(work).push_layout(layout, "1.0", f"{registry.host}/{REPO}:1.0")
+            signer = Signer(server, work / "signer")
+            signer.sign(gw.gun(REPO), {"1.0": image.manifest.data})
+            signer.sign(gw0.gun(REPO), {"1.0": image.manifest.data})
+
+            print(f"uploading a {args.size_mb} MB layer ...", file=sys.stderr)
+            digest = upload_blob(registry.url, size)
+            direct, through = [], []
+            for _ in range(args.runs):
+                for target, results in ((registry.url, direct), (gw.url, through)):
+                    seconds, got = curl_download(f"{target}/v2/{REPO}/blobs/{digest}")
+                    if got != size:
+                        raise RuntimeError(f"downloaded {got} bytes, expected {size}")
+                    results.append(size / seconds / 1e6)
+            rss_hwm = vm(gw.process.pid, "VmHWM")
+
+            accept = image.manifest.media_type
+            path = f"/v2/{REPO}/manifests/1.0"
+            lat_direct = latencies(registry.url + path, args.requests, accept)
+            lat_cached = latencies(gw.url + path, args.requests, accept)
+            lat_uncached = latencies(gw0.url + path, max(10, args.requests // 2), accept)
+
+    d, t = statistics.median(direct), statistics.median(through)
+    print(
+        f"\n### notar gateway benchmark ({args.size_mb} MB layer, {args.runs} runs, {os.cpu_count()} CPUs)\n"
+    )
+    print("| measurement | direct (registry) | through gateway | ratio / added |")
+    print("|---|---|---|---|")
+    print(f"| blob GET throughput, MB/s (median) | {d:.0f} | {t:.0f} | {t / d:.2f} |")
+    print(
+        f"| blob GET throughput, MB/s (best) | {max(direct):.0f} | {max(through):.0f} | {max(through) / max(direct):.2f} |"
+    )
+    md = statistics.median(lat_direct)
+    for label, lat in (
+        ("cached trust (ttl 5 s)", lat_cached),
+        ("uncached (ttl 0: TUF update)", lat_uncached),
+    ):
+        m = statistics.median(lat)
+        print(
+            f"| manifest GET by tag, {label}: median / p90 ms | {md:.2f} / {p90(lat_direct):.2f} | "
+            f"{m:.2f} / {p90(lat):.2f} | +{m - md:.2f} ms |"
+        )
+    print(
+        f"| gateway RSS after start / peak (VmHWM) while streaming | | {rss_start / 1024:.1f} MiB / {rss_hwm / 1024:.1f} MiB | |"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""From configuration to a running gateway: the trust verifier, the app, uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from notar.client import TrustServer
+from notar.gateway.app import GatewayApp, GatewaySettings, create_app
+from notar.gateway.errors import ConfigError
+from notar.gateway.policy import TrustPolicy
+from notar.gateway.trust import TrustVerifier
+
+__all__ = ["GatewayConfig", "build_app", "serve"]
+
+log = logging.getLogger("notar.gateway")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayConfig:
+    upstream: str
+    trust_server: str
+    listen: str = "127.0.0.1:5001"
+    config_file: str | None = None
+    gun_prefix: str | None = None  # default: the listen address
+    tls_ca: str | None = None  # CA bundle for the trust server and an https upstream
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    trust_dir: str | None = None  # default: a temporary directory (trust on first use per run)
+    cache_ttl: float = 5.0
+    log_level: str = "info"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ConfigError(f"--listen must be HOST:PORT, got {self.listen!r}")
+        return host.strip("[]"), int(port)
+
+    def resolved_gun_prefix(self) -> str:
+        return (self.gun_prefix or self.listen).rstrip("/")
+
+
+def build_app(config: GatewayConfig) -> GatewayApp:
+    for name, url in (("--upstream", config.upstream), ("--trust-server", config.trust_server)):
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    config.host_port  # noqa: B018 - validates --listen
+    policy = TrustPolicy.from_file(config.config_file) if config.config_file else TrustPolicy()
+    try:
+        verify: Any = ssl.create_default_context(cafile=config.tls_ca) if config.tls_ca else True
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"cannot load --tls-ca {config.tls_ca}: {e}") from e
+    verifier = TrustVerifier(
+        server=TrustServer(config.trust_server, verify=verify),
+        trust_dir=Path(config.trust_dir) if config.trust_dir else None,
+        ttl=config.cache_ttl,
+    )
+    try:
+        settings = GatewaySettings(
+            upstream=config.upstream,
+            gun_prefix=config.resolved_gun_prefix(),
+            policy=policy,
+            upstream_verify=verify,
+        )
+    except ValueError as e:
+        verifier.close()
+        raise ConfigError(str(e)) from e
+    return create_app(settings, verifier=verifier)
+
+
+def serve(config: GatewayConfig) -> None:
+    """Run the gateway until interrupted."""
+    import uvicorn
+
+    host, port = config.host_port
+    app = build_app(config)
+    if not config.config_file:
+        log.info("no --config: trust is enforced for every repository")
+    log.info(
+        "gateway on %s -> %s, trust server %s, GUN prefix %s",
+        config.listen,
+        config.upstream,
+        config.trust_server,
+        app.settings.gun_prefix,
+    )
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not config.tls_cert:
+        log.warning("serving plain HTTP on %s: docker only talks https to non-loopback registries", host)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=config.log_level,
+        access_log=config.log_level == "debug",
+        ssl_certfile=config.tls_cert,
+        ssl_keyfile=config.tls_key,
+        server_header=False,
+    )
