@@ -19,6 +19,7 @@ PEERS=(
   "notary-server notary"
   "docker-registry docker-registry"
   "skopeo skopeo"
+  "chromium chromium"
   "/usr/lib/postgresql/*/bin/postgres postgresql"
   "/usr/lib/postgresql/*/bin/initdb postgresql"
 )

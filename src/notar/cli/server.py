@@ -102,6 +102,13 @@ def _database_options(fn: click.decorators.FC) -> click.decorators.FC:
     show_default=True,
     help="Server processes (they share the database and keep no state of their own).",
 )
+@click.option(
+    "--registry",
+    "registry_url",
+    envvar="NOTAR_REGISTRY_URL",
+    help="Registry URL (e.g. https://registry.example.com) whose tags the web UI compares with the "
+    "trust data, to show unsigned and stale tags.",
+)
 @click.option("--no-migrate", is_flag=True, help="Do not migrate the database on start.")
 @click.option(
     "--log-level",
@@ -144,6 +151,7 @@ def server(ctx: click.Context, /, **opts: object) -> None:
         migrate=not opts["no_migrate"],
         workers=int(opts["workers"]),  # type: ignore[call-overload]
         log_level=str(opts["log_level"]),
+        registry_url=opts["registry_url"] or None,  # type: ignore[arg-type]
     )
     try:
         serve(config)

@@ -17,6 +17,7 @@ from notar.server.auth import TokenAuth
 from notar.server.keys import DatabaseKeyService, Secret
 from notar.server.service import TrustService
 from notar.server.storage import migrate, open_store
+from notar.web import create_web_app
 
 __all__ = ["ConfigError", "ServerConfig", "app_from_environment", "build_app", "default_data_dir", "serve"]
 
@@ -52,6 +53,7 @@ class ServerConfig:
     migrate: bool = True
     workers: int = 1
     log_level: str = "info"
+    registry_url: str | None = None  # the registry the web UI compares tags with (unsigned/stale tags)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -145,7 +147,12 @@ def build_app(config: ServerConfig) -> NotaryApp:
     settings = ServerSettings(
         max_upload_bytes=config.max_upload_bytes, gun_prefixes=tuple(config.gun_prefixes)
     )
-    return create_app(settings, service=TrustService(store, keys), auth=auth)
+    service = TrustService(store, keys)
+    try:
+        web = create_web_app(service, auth=auth, registry_url=config.registry_url)
+    except ValueError as e:
+        raise ConfigError(f"--registry: {e}") from e
+    return create_app(settings, service=service, auth=auth, web=web)
 
 
 def app_from_environment() -> NotaryApp:

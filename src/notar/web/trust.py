@@ -1,0 +1,600 @@
+"""What the UI says about a repository, computed by the client's own verification code.
+
+Every view starts from nothing: a :class:`notar.client.Updater` with an empty in-memory cache fetches the
+repository from the server's own :class:`~notar.server.service.TrustService` (through an httpx transport
+that calls the service, so the client's size caps and error mapping apply) and verifies it exactly as
+``notar resolve`` / ``docker trust`` would. A tag's status comes from ``TrustedRepo.resolve`` on that
+verified view; nothing about trust is cached between requests.
+
+Statuses of a tag:
+
+* ``signed``   -- resolves in the verified data (``targets/releases`` wins over ``targets``, docker's rule);
+                  with a registry, its tag points at the signed digest (or the tag is not in the registry).
+* ``stale``    -- resolves, but the registry's tag now points at another digest than the signed one.
+* ``unsigned`` -- does not resolve; the tag exists in the registry (or only in a delegation docker ignores).
+* ``revoked``  -- does not resolve now, but an older stored version of ``targets/releases`` or ``targets``
+                  (the roles docker trusts) listed it: it was signed and is not any more. Old versions are
+                  history, not trust: "revoked" never makes a tag trusted.
+* ``expired``  -- the trust data that would sign it has expired (the whole repository, or its role).
+* ``invalid``  -- the trust data that would sign it fails verification (the whole repository, or its role).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote
+
+import httpx
+
+from notar.client import (
+    RELEASES,
+    ClientError,
+    NotSignedError,
+    RepositoryNotFoundError,
+    TrustCache,
+    TrustedRepo,
+    TrustServer,
+    Updater,
+    inspect_data,
+)
+from notar.registry import ManifestNotFoundError, RegistryClient, RegistryError
+from notar.registry import RepositoryNotFoundError as RegistryRepoNotFoundError
+from notar.server.errors import ServerError
+from notar.server.service import TrustService
+from notar.tuf import ExpiredError, roles
+
+__all__ = [
+    "STATUS_LABELS",
+    "MemoryCache",
+    "RegistryView",
+    "RepoView",
+    "ServiceTransport",
+    "SignerRef",
+    "TagRow",
+    "TrustReader",
+    "registry_repository",
+]
+
+log = logging.getLogger("notar.web")
+
+Status = Literal["signed", "stale", "unsigned", "revoked", "expired", "invalid"]
+State = Literal["ok", "expired", "invalid"]
+
+STATUS_LABELS: Mapping[str, str] = {
+    "signed": "Signed",
+    "stale": "Signed but stale",
+    "unsigned": "Unsigned",
+    "revoked": "Revoked",
+    "expired": "Expired trust data",
+    "invalid": "Invalid trust data",
+}
+TRUSTED_ROLES = (RELEASES, roles.TARGETS)  # the roles docker resolves tags from, in priority order
+_NAMES_CACHE_SIZE = 256  # parsed target names of stored files, by content hash
+HISTORY_VERSIONS = 50  # how many older versions of each trusted role are searched for revoked tags
+_INTERNAL_URL = "http://notar-server.internal"
+_ROLE = r"(?P<role>root|targets(?:/[^/\s]+)*|snapshot|timestamp)"
+_TUF = r"/v2/(?P<gun>[^*]+)/_trust/tuf/"
+_TUF_PATHS = (  # tried in this order, like the server's routes: by hash, by version, current
+    re.compile(_TUF + _ROLE + r"\.(?P<checksum>[a-f0-9]{64})\.json\Z"),
+    re.compile(_TUF + r"(?P<version>[1-9][0-9]{0,9})\." + _ROLE + r"\.json\Z"),
+    re.compile(_TUF + _ROLE + r"\.json\Z"),
+)
+
+
+class ServiceTransport(httpx.BaseTransport):
+    """Answers the client's metadata GETs from :class:`TrustService` read methods, in process.
+
+    The same service methods the HTTP handlers call, so the client sees exactly what a remote client
+    would (including the server re-signing an expired timestamp). Nothing but GETs of metadata.
+    """
+
+    def __init__(self, service: TrustService) -> None:
+        self.service = service
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        path = unquote(request.url.path)
+        m = next((m for p in _TUF_PATHS if (m := p.match(path))), None)
+        if request.method != "GET" or m is None:
+            return httpx.Response(404, content=b'{"errors":[{"code":"METADATA_NOT_FOUND"}]}')
+        gun, role = m["gun"], m["role"]
+        try:
+            groups = m.groupdict()
+            if groups.get("checksum"):
+                meta = self.service.by_checksum(gun, role, m["checksum"])
+            elif groups.get("version"):
+                meta = self.service.by_version(gun, role, int(m["version"]))
+            else:
+                meta = self.service.current(gun, role)
+        except ServerError as e:
+            return httpx.Response(e.status, content=e.body())
+        return httpx.Response(200, content=meta.data, headers={"Content-Type": "application/json"})
+
+
+class MemoryCache(TrustCache):
+    """A trust cache that lives for one view: nothing is trusted on first use across requests."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("/nonexistent/notar-web-memory-cache"))  # never touched
+        self._files: dict[tuple[str, str], bytes] = {}
+        self._lock = threading.Lock()
+
+    def load(self, gun: str, role: str) -> bytes | None:
+        return self._files.get((gun, role))
+
+    def store(self, gun: str, files: Mapping[str, bytes]) -> None:
+        for role, data in files.items():
+            self._files[(gun, role)] = data
+
+    def remove(self, gun: str, role: str) -> None:
+        self._files.pop((gun, role), None)
+
+    def clear(self, gun: str) -> None:
+        self._files = {k: v for k, v in self._files.items() if k[0] != gun}
+
+    @contextlib.contextmanager
+    def lock(self, gun: str) -> Iterator[None]:
+        with self._lock:
+            yield
+
+
+def registry_repository(gun: str) -> str:
+    """The registry repository of a GUN: the GUN without its registry host (``host:5000/a/b`` -> ``a/b``)."""
+    first, sep, rest = gun.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return rest
+    return gun
+
+
+# ------------------------------------------------------------------------------------------ view types
+@dataclass(frozen=True, slots=True)
+class SignerRef:
+    name: str  # "Repo Admin" for the repository (targets) key, else the delegation's signer name
+    role: str  # "targets" or "targets/<name>"
+    key_ids: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class TagRow:
+    tag: str
+    status: Status
+    digest: str | None = None  # the signed digest ("sha256:..."), when trust data names one
+    registry_digest: str | None = None  # what the registry's tag points at now
+    role: str | None = None  # the role the digest was resolved from
+    signers: list[SignerRef] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self.status]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tag": self.tag,
+            "status": self.status,
+            "label": self.label,
+            "digest": self.digest,
+            "registry_digest": self.registry_digest,
+            "role": self.role,
+            "signers": [{"name": s.name, "role": s.role, "key_ids": list(s.key_ids)} for s in self.signers],
+            "note": self.note,
+        }
+
+
+@dataclass(slots=True)
+class RegistryView:
+    url: str
+    repository: str
+    digests: dict[str, str | None] = field(default_factory=dict)  # tag -> digest (None: unreadable)
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class RepoView:
+    gun: str
+    state: State
+    problem: str = ""
+    tags: list[TagRow] = field(default_factory=list)
+    root_keys: list[str] = field(default_factory=list)
+    repository_keys: list[str] = field(default_factory=list)
+    server_keys: dict[str, list[str]] = field(default_factory=dict)  # snapshot/timestamp key IDs
+    signers: list[SignerRef] = field(default_factory=list)
+    ignored: dict[str, str] = field(default_factory=dict)  # delegation -> why it is not trusted
+    versions: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # role -> (version, expires)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    registry: RegistryView | None = None
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUS_LABELS, 0)
+        for row in self.tags:
+            out[row.status] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        reg = self.registry
+        return {
+            "gun": self.gun,
+            "state": self.state,
+            "problem": self.problem,
+            "counts": self.counts(),
+            "tags": [t.to_json() for t in self.tags],
+            "administrative_keys": {"root": self.root_keys, "repository": self.repository_keys},
+            "server_keys": self.server_keys,
+            "signers": [{"name": s.name, "role": s.role, "key_ids": list(s.key_ids)} for s in self.signers],
+            "ignored_delegations": self.ignored,
+            "versions": {r: {"version": v, "expires": e.isoformat()} for r, (v, e) in self.versions.items()},
+            "changes": self.changes,
+            "registry": None
+            if reg is None
+            else {"url": reg.url, "repository": reg.repository, "error": reg.error},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RepoSummaryView:
+    gun: str
+    state: State
+    signed_tags: int
+    updated_at: datetime
+    problem: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "gun": self.gun,
+            "state": self.state,
+            "signed_tags": self.signed_tags,
+            "updated_at": self.updated_at.isoformat(),
+            "problem": self.problem,
+        }
+
+
+# ------------------------------------------------------------------------------------------ the reader
+def _expired(error: BaseException) -> bool:
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        if isinstance(e, ExpiredError):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _target_names(data: bytes) -> dict[str, str | None]:
+    """Target name -> claimed sha256 hex of an (unverified) targets file; {} if it does not parse."""
+    try:
+        targets = json.loads(data)["signed"]["targets"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    if not isinstance(targets, dict):
+        return {}
+    out: dict[str, str | None] = {}
+    for name, meta in targets.items():
+        digest = None
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            digest = base64.b64decode(meta["hashes"]["sha256"]).hex()
+        out[str(name)] = digest
+    return out
+
+
+class TrustReader:
+    """Builds views of repositories for the UI from one :class:`TrustService` (and optionally a registry)."""
+
+    def __init__(
+        self,
+        service: TrustService,
+        *,
+        registry: RegistryClient | None = None,
+        registry_url: str | None = None,
+        registry_workers: int = 8,
+    ) -> None:
+        self.service = service
+        self.registry = registry
+        self.registry_url = registry_url or (registry.base_url if registry is not None else "")
+        self.registry_workers = registry_workers
+        self._http = httpx.Client(transport=ServiceTransport(service), trust_env=False)
+        self._names_cache: OrderedDict[bytes, dict[str, str | None]] = OrderedDict()
+        self._names_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def updater(self, gun: str) -> Updater:
+        """The client's updater for *gun* over the service, with a fresh in-memory cache."""
+        server = TrustServer(_INTERNAL_URL, http=self._http)
+        return Updater(gun, server, MemoryCache(), clock=self.service.clock)
+
+    def verify(self, gun: str) -> TrustedRepo:
+        """Verified trust data; raises the client's errors (``RepositoryNotFoundError``, ``ClientError``)."""
+        return self.updater(gun).refresh()
+
+    # -- listing ---------------------------------------------------------------------------------------
+    def summary(self, gun: str, updated_at: datetime) -> RepoSummaryView:
+        try:
+            repo = self.verify(gun)
+        except RepositoryNotFoundError:
+            return RepoSummaryView(gun, "invalid", 0, updated_at, "no root")
+        except ClientError as e:
+            state: State = "expired" if _expired(e) else "invalid"
+            return RepoSummaryView(gun, state, 0, updated_at, str(e))
+        names = {m.name for m in repo.all_targets() if m.role in TRUSTED_ROLES}
+        signed = 0
+        for name in names:
+            try:
+                repo.resolve(name)
+                signed += 1
+            except NotSignedError:
+                pass
+        return RepoSummaryView(gun, "ok", signed, updated_at)
+
+    # -- one repository --------------------------------------------------------------------------------
+    def view(self, gun: str, *, changes: int = 20) -> RepoView | None:
+        """The page's content, or None when the server has no trust data for *gun*."""
+        try:
+            repo: TrustedRepo | None = self.verify(gun)
+            state: State = "ok"
+            problem = ""
+        except RepositoryNotFoundError:
+            return None
+        except ClientError as e:
+            repo = None
+            state = "expired" if _expired(e) else "invalid"
+            problem = str(e)
+        view = RepoView(gun, state, problem)
+        view.registry = self._registry_view(gun)
+        view.changes = self._changes(gun, changes)
+        if repo is None:
+            self._unverified_tags(view)
+        else:
+            self._verified(view, repo)
+        view.tags.sort(key=lambda r: _natural_key(r.tag))
+        return view
+
+    def _changes(self, gun: str, count: int) -> list[dict[str, Any]]:
+        try:
+            records = self.service.changes(-1, count, gun)
+        except ServerError:
+            return []
+        return [
+            {
+                "id": c.id,
+                "created_at": c.created_at.isoformat(timespec="seconds"),
+                "version": c.version,
+                "category": c.category,
+                "sha256": c.sha256,
+            }
+            for c in reversed(records)
+        ]
+
+    def _current_raw(self, gun: str, role: str) -> tuple[int, bytes] | None:
+        try:
+            meta = self.service.current(gun, role)
+        except ServerError:
+            return None
+        try:
+            version = int(json.loads(meta.data)["signed"]["version"])
+        except (ValueError, KeyError, TypeError):
+            version = 0
+        return version, meta.data
+
+    def _names(self, data: bytes) -> dict[str, str | None]:
+        """Target names of a stored file, parsed once per content (keyed by its sha256: never stale)."""
+        key = hashlib.sha256(data).digest()
+        with self._names_lock:
+            hit = self._names_cache.get(key)
+            if hit is not None:
+                self._names_cache.move_to_end(key)
+                return hit
+        names = _target_names(data)
+        with self._names_lock:
+            self._names_cache[key] = names
+            while len(self._names_cache) > _NAMES_CACHE_SIZE:
+                self._names_cache.popitem(last=False)
+        return names
+
+    def _history(self, gun: str, versions: Mapping[str, int]) -> dict[str, tuple[str, int]]:
+        """Tag -> (role, version) of the newest *older* stored version of a trusted role that listed it."""
+        found: dict[str, tuple[str, int]] = {}
+        for role in TRUSTED_ROLES:
+            version = versions.get(role)
+            if version is None:
+                current = self._current_raw(gun, role)
+                if current is None:
+                    continue
+                version = current[0]
+            for v in range(version - 1, max(0, version - 1 - HISTORY_VERSIONS), -1):
+                try:
+                    meta = self.service.by_version(gun, role, v)
+                except ServerError:
+                    continue
+                for name in self._names(meta.data):
+                    found.setdefault(name, (role, v))
+        return found
+
+    def _unverified_tags(self, view: RepoView) -> None:
+        """Whole repository expired or invalid: every tag named anywhere gets that status."""
+        claimed: dict[str, str | None] = {}
+        for role in reversed(TRUSTED_ROLES):  # releases last: it wins, as in resolve
+            raw = self._current_raw(view.gun, role)
+            if raw is not None:
+                claimed.update(self._names(raw[1]))
+        reg = view.registry.digests if view.registry else {}
+        status: Status = "expired" if view.state == "expired" else "invalid"
+        for name in sorted(set(claimed) | set(reg)):
+            digest = claimed.get(name)
+            note = (
+                "trust data does not verify: this tag is not trusted"
+                if name in claimed
+                else "in the registry; the repository's trust data does not verify"
+            )
+            view.tags.append(
+                TagRow(
+                    name,
+                    status,
+                    digest=f"sha256:{digest}" if digest else None,
+                    registry_digest=reg.get(name),
+                    note=note + (" (digest as claimed, unverified)" if digest else ""),
+                )
+            )
+
+    def _verified(self, view: RepoView, repo: TrustedRepo) -> None:
+        info = inspect_data(view.gun, repo, None)
+        view.ignored = dict(repo.ignored)
+        for admin in info["AdministrativeKeys"]:
+            ids = [k["ID"] for k in admin["Keys"]]
+            if admin["Name"] == "Root":
+                view.root_keys = ids
+            else:
+                view.repository_keys = ids
+        root = repo.root.signed
+        view.server_keys = {r: sorted(root.roles[r].keyids) for r in (roles.SNAPSHOT, roles.TIMESTAMP)}
+        signer_keys = {s["Name"]: tuple(k["ID"] for k in s["Keys"]) for s in info["Signers"]}
+        view.signers = [SignerRef(n, f"targets/{n}", ids) for n, ids in sorted(signer_keys.items())]
+        view.versions = {
+            roles.ROOT: (root.version, root.expires.to_datetime()),
+            roles.TIMESTAMP: (repo.timestamp.signed.version, repo.timestamp.signed.expires.to_datetime()),
+            roles.SNAPSHOT: (repo.snapshot.signed.version, repo.snapshot.signed.expires.to_datetime()),
+            **{r: (e.signed.version, e.signed.expires.to_datetime()) for r, e in repo.targets.items()},
+        }
+        by_digest: dict[tuple[str, str], list[str]] = {
+            (t["SignedTag"], t["Digest"]): list(t["Signers"]) for t in info["SignedTags"]
+        }
+        admin = SignerRef("Repo Admin", roles.TARGETS, tuple(view.repository_keys))
+
+        # tags the current data names anywhere, in roles that failed verification, in the registry, in history
+        listed: dict[str, list[str]] = {}  # tag -> every verified role that lists it (visible to it)
+        for m in repo.all_targets():
+            listed.setdefault(m.name, []).append(m.role)
+        failed: dict[str, str] = {}  # tag -> ignored trusted role that lists it
+        for role in TRUSTED_ROLES:
+            if role in repo.ignored:
+                raw = self._current_raw(view.gun, role)
+                for name in self._names(raw[1]) if raw else {}:
+                    failed.setdefault(name, role)
+        history = self._history(view.gun, {r: e.signed.version for r, e in repo.targets.items()})
+        reg = view.registry.digests if view.registry and view.registry.error is None else None
+        names = set(listed) | set(failed) | set(history) | set(reg or {})
+        for name in names:
+            view.tags.append(
+                self._row(
+                    name, repo, listed.get(name, []), by_digest, signer_keys, admin, failed, history, reg
+                )
+            )
+
+    def _row(
+        self,
+        name: str,
+        repo: TrustedRepo,
+        listed_in: list[str],
+        by_digest: Mapping[tuple[str, str], list[str]],
+        signer_keys: Mapping[str, tuple[str, ...]],
+        admin: SignerRef,
+        failed: Mapping[str, str],
+        history: Mapping[str, tuple[str, int]],
+        reg: Mapping[str, str | None] | None,
+    ) -> TagRow:
+        in_registry = reg is not None and name in reg
+        registry_digest = reg.get(name) if reg is not None else None
+        try:
+            match = repo.resolve(name)
+        except NotSignedError as e:
+            trusted_role = next((r for r in TRUSTED_ROLES if r in listed_in), None)
+            if trusted_role is not None:  # listed in a trusted role but without a sha256
+                return TagRow(
+                    name, "invalid", registry_digest=registry_digest, role=trusted_role, note=str(e)
+                )
+            if name in failed:
+                role = failed[name]
+                why = repo.ignored[role]
+                status: Status = "expired" if "expired" in why.lower() else "invalid"
+                return TagRow(
+                    name,
+                    status,
+                    registry_digest=registry_digest,
+                    role=role,
+                    note=f"{role} is not trusted: {why}",
+                )
+            if name in history:
+                role, version = history[name]
+                return TagRow(
+                    name,
+                    "revoked",
+                    registry_digest=registry_digest,
+                    note=f"was signed in {role} version {version}; no longer signed",
+                )
+            others = sorted(listed_in)
+            note = "in the registry, not in the trust data" if in_registry else "not in the registry"
+            if others:
+                note = f"signed only in {', '.join(others)}, which docker does not trust for pulls"
+            return TagRow(name, "unsigned", registry_digest=registry_digest, note=note)
+        digest_hex = match.meta.hashes["sha256"].hex()
+        signer_names = by_digest.get((name, digest_hex), [])
+        signers = [SignerRef(n, f"targets/{n}", signer_keys.get(n, ())) for n in sorted(signer_names)]
+        if not signers:
+            signers = [admin]
+        row = TagRow(
+            name,
+            "signed",
+            digest=f"sha256:{digest_hex}",
+            registry_digest=registry_digest,
+            role=match.role,
+            signers=signers,
+        )
+        if reg is not None:
+            if not in_registry:
+                row.note = "not in the registry"
+            elif registry_digest is None:
+                row.note = "the registry's digest for this tag could not be read"
+            elif registry_digest != row.digest:
+                row.status = "stale"
+                row.note = "the registry's tag points at another digest than the signed one"
+        return row
+
+    # -- registry --------------------------------------------------------------------------------------
+    def _registry_view(self, gun: str) -> RegistryView | None:
+        if self.registry is None:
+            return None
+        client = self.registry
+        view = RegistryView(self.registry_url, registry_repository(gun))
+        try:
+            tags = client.tags(view.repository)
+        except RegistryRepoNotFoundError:
+            return view  # no such repository in the registry: no tags
+        except (RegistryError, ValueError) as e:
+            view.error = str(e)
+            return view
+
+        def digest(tag: str) -> str | None:
+            try:
+                return client.head_manifest(view.repository, tag).digest
+            except ManifestNotFoundError:
+                return None
+            except RegistryError:
+                try:
+                    return client.get_manifest(view.repository, tag).digest
+                except (RegistryError, ValueError) as e:
+                    log.warning("cannot read %s:%s from the registry: %s", view.repository, tag, e)
+                    return None
+            except ValueError:
+                return None
+
+        if tags:
+            with ThreadPoolExecutor(max_workers=max(1, min(self.registry_workers, len(tags)))) as pool:
+                view.digests = dict(zip(tags, pool.map(digest, tags), strict=True))
+        return view
+
+
+def _natural_key(text: str) -> list[Any]:
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
