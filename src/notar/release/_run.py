@@ -1,0 +1,382 @@
+"""One release: fetch the signer's secrets, decrypt the key in memory, (push,) sign, publish, verify.
+
+Order (each step timed in :attr:`ReleaseResult.phases`, seconds):
+
+``secrets``  both secrets from Secrets Manager, into wipeable buffers;
+``decrypt``  the encrypted key decrypted in memory (``decode_private_key``), never written anywhere;
+``check``    trust data refreshed and verified; the signer must be a delegation of the repository that
+             lists our key, and ``targets/releases`` must list it too (else docker would not see it);
+``push``     with ``src``: blobs and manifest(s) uploaded by digest (the tag is not moved yet); without
+             ``src``: the manifest GET from the registry (digest and size of what is signed);
+``sign``     the targets/<signer> and targets/releases updates built and signed (plus the TUF refreshes
+             around the publish that :meth:`Repository.sign` does);
+``publish``  the POST of the signed update to the trust server;
+``tag``      with ``src``: the tag moved to the signed manifest (sign before tag);
+``verify``   a fresh :class:`Updater` resolves the tag through the trust server to the same digest, and
+             the registry serves that digest under the tag.
+
+The key never touches the file system: the repository's ``keys`` store is a :class:`FileKeyStore` on the
+trust directory whose passphrase source always refuses, and signing uses :class:`MemoryKeys` only. The
+buffers holding the secrets are overwritten when the task ends, whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from notar.client import (
+    MemoryKeys,
+    Repository,
+    RepositoryNotFoundError,
+    TrustCache,
+    TrustedRepo,
+    TrustServer,
+    Updater,
+)
+from notar.client.updater import RELEASES
+from notar.crypto import PrivateKey
+from notar.errors import NotarError
+from notar.keystore import CallbackPassphrases, FileKeyStore, WrongPassphraseError, decode_private_key
+from notar.registry import (
+    CredentialProvider,
+    Credentials,
+    Descriptor,
+    Reference,
+    RegistryClient,
+    RegistryError,
+)
+from notar.release._secrets import SecretBytes, SecretsManager
+from notar.release._task import ReleaseTask
+from notar.transfer import ManifestBlob, collect_image, open_source, upload_content
+from notar.tuf import FileMeta, TrustPinning, roles
+
+__all__ = ["PHASES", "ReleaseError", "ReleaseOptions", "ReleaseResult", "release", "run_tasks"]
+
+PHASES = ("secrets", "decrypt", "check", "push", "sign", "publish", "tag", "verify")
+
+Progress = Callable[[ReleaseTask, str, str], None]
+"""progress(task, phase, message): called when a phase starts ("start") and ends ("done")."""
+
+
+class ReleaseError(NotarError):
+    """A release step failed; the message says which and why (never secret values)."""
+
+
+def _default_server(ref: Reference) -> str:
+    return "https://notary.docker.io" if ref.domain == "docker.io" else f"https://{ref.domain}"
+
+
+@dataclass
+class ReleaseOptions:
+    """What all tasks of a run share: the trust directory, trust server rules, registry access."""
+
+    trust_dir: Path
+    server_url: Callable[[Reference], str] = _default_server
+    tls_verify: Callable[[str], Any] = lambda _url: True
+    registry_credentials: CredentialProvider | Credentials | None = None
+    insecure_registries: tuple[str, ...] = ()
+    root_key_ids: tuple[str, ...] = ()
+    secrets: Callable[[str], SecretsManager] = SecretsManager
+
+
+@dataclass
+class ReleaseResult:
+    task: ReleaseTask
+    ok: bool = False
+    digest: str | None = None
+    size: int | None = None
+    key_id: str | None = None
+    trust_server: str | None = None
+    roles: list[str] = field(default_factory=list)
+    pushed: bool = False
+    error: str | None = None
+    failed_phase: str | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.task.image,
+            "ok": self.ok,
+            "digest": self.digest,
+            "size": self.size,
+            "signer": self.task.signer_name,
+            "key_id": self.key_id,
+            "trust_server": self.trust_server,
+            "roles": self.roles,
+            "pushed": self.pushed,
+            "error": self.error,
+            "failed_phase": self.failed_phase,
+            "phases": {k: round(v, 6) for k, v in self.phases.items()},
+        }
+
+
+class _TimedServer(TrustServer):
+    """A :class:`TrustServer` that adds up the time spent publishing."""
+
+    publish_seconds = 0.0
+
+    def publish(self, gun: str, files: Mapping[str, bytes]) -> None:
+        start = time.perf_counter()
+        try:
+            super().publish(gun, files)
+        finally:
+            self.publish_seconds += time.perf_counter() - start
+
+
+def _refuse(_key_id: str, _alias: str) -> str | None:
+    return None  # the trust directory's keys are never unlocked by a release
+
+
+def _passphrase_text(buf: bytearray) -> str:
+    # surrogateescape: never fails (and never puts bytes of the passphrase into a UnicodeDecodeError)
+    return bytes(buf).decode("utf-8", "surrogateescape")
+
+
+def decrypt_key(key: SecretBytes, passphrase: SecretBytes) -> PrivateKey:
+    """The private key from the encrypted PEM in *key*, in memory only. Refuses unencrypted keys."""
+    if b"-----BEGIN" not in key.value:
+        raise ReleaseError(f"secret {key.name!r} does not hold a PEM private key")
+    text = _passphrase_text(passphrase.value)
+    try:
+        candidates = [text]
+        stripped = text.rstrip("\r\n")
+        if stripped != text and stripped:
+            candidates.append(stripped)  # a passphrase stored with `echo`'s newline
+        for i, candidate in enumerate(candidates):
+            try:
+                decoded = decode_private_key(bytes(key.value), candidate)
+                break
+            except WrongPassphraseError:
+                if i == len(candidates) - 1:
+                    raise ReleaseError(
+                        f"the passphrase in secret {passphrase.name!r} does not decrypt the key in secret "
+                        f"{key.name!r}"
+                    ) from None
+        else:  # pragma: no cover - the loop either breaks or raises
+            raise ReleaseError("internal error: no passphrase tried")
+    except NotarError as e:
+        if isinstance(e, ReleaseError):
+            raise
+        raise ReleaseError(f"secret {key.name!r}: {e}") from None
+    finally:
+        del text
+    if not decoded.encrypted:
+        raise ReleaseError(
+            f"secret {key.name!r} holds an UNENCRYPTED private key; store the encrypted key file "
+            "(`notar secrets put-signer` does) and its passphrase in a separate secret"
+        )
+    return decoded.key
+
+
+def check_signer(trusted: TrustedRepo, gun: str, signer: str, key: PrivateKey, key_secret: str) -> str:
+    """The key ID under which *signer* lists *key* in *gun*; raises if it cannot sign releases."""
+    top = trusted.targets[roles.TARGETS].signed
+    role = f"targets/{signer}"
+    entry = top.delegations.role(role)
+    if entry is None:
+        names = sorted(r.name.removeprefix("targets/") for r in top.delegations.roles if r.name != RELEASES)
+        raise ReleaseError(
+            f"{signer} is not a signer (delegation {role}) of {gun}; signers: {', '.join(names) or 'none'}. "
+            f"Add it first: notar signer add {signer} {gun} --key {signer}.pub"
+        )
+
+    def ours(kid: str) -> bool:
+        pub = top.delegations.keys.get(kid)
+        return kid == key.key_id or (pub is not None and pub.canonical_key_id == key.key_id)
+
+    listed = [kid for kid in entry.keyids if ours(kid)]
+    if not listed:
+        raise ReleaseError(
+            f"the key in secret {key_secret!r} (key ID {key.key_id[:12]}) is not a key of signer {signer} "
+            f"in {gun} (its keys: {', '.join(k[:12] for k in entry.keyids) or 'none'})"
+        )
+    releases = top.delegations.role(RELEASES)
+    if releases is None or not any(ours(kid) for kid in releases.keyids):
+        raise ReleaseError(
+            f"the key of signer {signer} (key ID {key.key_id[:12]}) is not in {RELEASES} of {gun}: "
+            "docker would not trust the signature. Re-add the signer with `notar signer add`"
+        )
+    return listed[0]
+
+
+@contextlib.contextmanager
+def _phase(result: ReleaseResult, name: str, progress: Progress | None) -> Iterator[None]:
+    if progress:
+        progress(result.task, name, "start")
+    start = time.perf_counter()
+    try:
+        yield
+    except BaseException:
+        result.failed_phase = name
+        raise
+    finally:
+        result.phases[name] = result.phases.get(name, 0.0) + time.perf_counter() - start
+    if progress:
+        progress(result.task, name, "done")
+
+
+def _scrub(message: str, secrets: list[SecretBytes]) -> str:
+    """Defence in depth: never let a secret value (or a line of it) through in a message."""
+    for secret in secrets:
+        if not any(secret.value):  # empty or already wiped
+            continue
+        text = _passphrase_text(secret.value)
+        for piece in {text, text.strip(), *(line.strip() for line in text.splitlines())}:
+            if len(piece) >= 4 and piece in message:
+                message = message.replace(piece, "***")
+    return message
+
+
+def release(task: ReleaseTask, options: ReleaseOptions, progress: Progress | None = None) -> ReleaseResult:
+    """Run one task; never raises for a failed release (see ``ok``/``error``/``failed_phase``)."""
+    result = ReleaseResult(task)
+    held: list[SecretBytes] = []
+    signing = MemoryKeys()
+    try:
+        _release(task, options, progress, result, signing, held)
+    except (NotarError, OSError) as e:
+        result.error = _scrub(str(e) or type(e).__name__, held)
+    except Exception as e:  # a bug must not stop the other tasks, nor print secrets
+        result.error = _scrub(f"internal error: {type(e).__name__}: {e}", held)
+    finally:
+        signing.clear()
+        for secret in held:
+            secret.wipe()
+    return result
+
+
+def _release(
+    task: ReleaseTask,
+    options: ReleaseOptions,
+    progress: Progress | None,
+    result: ReleaseResult,
+    signing: MemoryKeys,
+    held: list[SecretBytes],
+) -> None:
+    ref = task.reference
+    assert ref.tag is not None
+    url = options.server_url(ref)
+    result.trust_server = url
+
+    with _phase(result, "secrets", progress):
+        secrets = options.secrets(task.region)
+        held.append(secrets.get(task.key_secret_name))
+        held.append(secrets.get(task.passphrase_secret_name))
+    key_secret, pass_secret = held
+
+    with _phase(result, "decrypt", progress):
+        key = decrypt_key(key_secret, pass_secret)
+        signing.add(key, task.signer_name)
+    key_secret.wipe()
+    pass_secret.wipe()
+    del key_secret, pass_secret
+
+    pinning = TrustPinning(certs={ref.name: list(options.root_key_ids)}) if options.root_key_ids else None
+    server = _TimedServer(url, verify=options.tls_verify(url))
+    cache = TrustCache(options.trust_dir)
+    no_unlock = FileKeyStore(options.trust_dir, CallbackPassphrases(_refuse, max_attempts=1))
+    repo = Repository(
+        ref.name, server=server, cache=cache, keys=no_unlock, signing_keys=signing, pinning=pinning
+    )
+    try:
+        with _phase(result, "check", progress):
+            try:
+                trusted = repo.refresh()
+            except RepositoryNotFoundError as e:
+                raise ReleaseError(
+                    f"{ref.name} has no trust data on {url}: initialise it and add the signer first "
+                    f"(notar signer add {task.signer_name} {ref.name} --key {task.signer_name}.pub)"
+                ) from e
+            result.key_id = check_signer(trusted, ref.name, task.signer_name, key, task.key_secret_name)
+        del key
+
+        with RegistryClient(
+            ref.domain,
+            credentials=options.registry_credentials,
+            insecure_registries=options.insecure_registries,
+        ) as registry:
+            pushed: ManifestBlob | None = None
+            with _phase(result, "push", progress):
+                try:
+                    if task.src is not None:
+                        pushed = _push_by_digest(registry, ref, task.src)
+                        digest, size = pushed.descriptor.digest, len(pushed.data)
+                        result.pushed = True
+                    else:
+                        desc = registry.get_manifest(ref.path, ref.tag).descriptor
+                        digest, size = desc.digest, desc.size
+                except RegistryError as e:
+                    raise ReleaseError(f"registry {ref.domain}: {e}") from e
+            algorithm, _, hexdigest = digest.partition(":")
+            if algorithm != "sha256":
+                raise ReleaseError(f"{task.image}: only sha256 manifests can be signed, got {digest}")
+            result.digest, result.size = digest, size
+
+            with _phase(result, "sign", progress):
+                signed = repo.sign(
+                    {ref.tag: FileMeta(size, {"sha256": bytes.fromhex(hexdigest)})}, initialize=False
+                )
+                result.roles = signed.roles
+            result.phases["publish"] = server.publish_seconds
+            result.phases["sign"] -= server.publish_seconds
+
+            if pushed is not None:
+                with _phase(result, "tag", progress):
+                    try:
+                        registry.put_manifest(ref.path, ref.tag, pushed.data, pushed.descriptor.media_type)
+                    except RegistryError as e:
+                        raise ReleaseError(
+                            f"signed, but moving the tag failed: registry {ref.domain}: {e}"
+                        ) from e
+
+            with _phase(result, "verify", progress):
+                fresh = Updater(ref.name, server, TrustCache(options.trust_dir), pinning=pinning).refresh()
+                match = fresh.resolve(ref.tag)
+                resolved = "sha256:" + match.meta.hashes["sha256"].hex()
+                if resolved != digest or match.meta.length != size:
+                    raise ReleaseError(
+                        f"verification failed: the trust server resolves {task.image} to {resolved}, "
+                        f"not the signed {digest}"
+                    )
+                try:
+                    served = registry.get_manifest(ref.path, ref.tag).digest
+                except RegistryError as e:
+                    raise ReleaseError(f"verification failed: registry {ref.domain}: {e}") from e
+                if served != digest:
+                    raise ReleaseError(
+                        f"verification failed: the registry serves {served} under {ref.tag}, but {digest} was signed"
+                    )
+        result.ok = True
+    finally:
+        server.close()
+
+
+def _push_by_digest(registry: RegistryClient, ref: Reference, src: Path) -> ManifestBlob:
+    """Upload the image for ``ref.tag`` from *src* by digest with :mod:`notar.transfer` (no tag yet).
+
+    A top manifest whose descriptor uses another algorithm is also stored under its sha256, which is
+    what gets signed (as ``notar.transfer.push_image`` does).
+    """
+    assert ref.tag is not None
+    with open_source(src, tag=ref.tag) as source:
+        content = collect_image(source)
+        upload_content(content, source, ref.path, registry=registry)
+    root = content.root
+    sha = "sha256:" + hashlib.sha256(root.data).hexdigest()
+    if root.descriptor.digest != sha:
+        registry.put_manifest(ref.path, sha, root.data, root.descriptor.media_type)
+        return ManifestBlob(Descriptor(root.descriptor.media_type, sha, len(root.data)), root.data)
+    return root
+
+
+def run_tasks(
+    tasks: list[ReleaseTask], options: ReleaseOptions, progress: Progress | None = None
+) -> list[ReleaseResult]:
+    """Every task, in order; a failed task does not stop the others."""
+    return [release(task, options, progress) for task in tasks]

@@ -1,0 +1,228 @@
+"""Release tasks: what to sign, with which signer, and where its key and passphrase are kept.
+
+A task file is YAML with one top-level key, ``tasks``, holding a list of task mappings::
+
+    tasks:
+      - image: registry.example.com/team/app:1.4.2
+        src: build/app-oci            # optional: OCI layout dir or docker save archive to push first
+        signer_name: ci
+        key_secret_name: notar/signers/ci/key
+        passphrase_secret_name: notar/signers/ci/passphrase
+        region: eu-west-1
+
+Every task carries exactly those keys (``src`` is the only optional one). Everything is checked before
+anything is fetched or pushed: unknown, missing and mistyped keys, the image reference, the signer name
+and that ``src`` exists; each error names the file and the line (from ``yaml.compose`` node marks).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import yaml
+
+from notar.errors import NotarError
+from notar.registry import InvalidReferenceError, Reference, parse_reference
+
+__all__ = ["FIELDS", "ReleaseTask", "TaskError", "load_tasks", "make_task"]
+
+REQUIRED: Final = ("image", "signer_name", "key_secret_name", "passphrase_secret_name", "region")
+OPTIONAL: Final = ("src",)
+FIELDS: Final = REQUIRED + OPTIONAL
+
+_SIGNER = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+# Secrets Manager names: 1-512 of ASCII letters, digits and /_+=.@- (an ARN is accepted too).
+_SECRET = re.compile(
+    r"(?:arn:[a-z0-9-]+:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}\Z"
+)
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+\Z")
+
+
+class TaskError(NotarError):
+    """A task file or task flags are invalid (exit code 2). The message names the file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseTask:
+    """One image to (push and) sign."""
+
+    image: str
+    signer_name: str
+    key_secret_name: str
+    passphrase_secret_name: str
+    region: str
+    src: Path | None = None
+    where: str = "<flags>"  # file:line of the task, for messages
+
+    @property
+    def reference(self) -> Reference:
+        return parse_reference(self.image)
+
+
+def _check_value(name: str, value: str) -> str | None:
+    """Why *value* is not acceptable for field *name*, or None."""
+    if not value or value != value.strip():
+        return "must be a non-empty string without surrounding spaces"
+    if name == "image":
+        try:
+            ref = parse_reference(value)
+        except InvalidReferenceError as e:
+            return str(e)
+        if ref.tag is None or ref.digest is not None:
+            return f"{value!r} must be IMAGE:TAG (a tag, no digest): the tag is what gets signed"
+    elif name == "signer_name":
+        if not _SIGNER.match(value) or value == "releases":
+            return (
+                f"{value!r} is not a signer name (lower-case letters, digits, '-' and '_', "
+                "starting with a letter or digit; not 'releases')"
+            )
+    elif name in ("key_secret_name", "passphrase_secret_name"):
+        if not _SECRET.match(value):
+            return f"{value!r} is not a Secrets Manager secret name or ARN"
+    elif name == "region" and not _REGION.match(value):
+        return f"{value!r} is not an AWS region name (like eu-west-1)"
+    return None
+
+
+def make_task(values: dict[str, str], *, where: str = "<flags>", base: Path | None = None) -> ReleaseTask:
+    """A task from already-typed values (the command-line flags); raises :class:`TaskError`."""
+    missing = [k for k in REQUIRED if not values.get(k)]
+    if missing:
+        raise TaskError(f"{where}: missing {', '.join(missing)}")
+    for name, value in values.items():
+        if name not in FIELDS:
+            raise TaskError(f"{where}: unknown field {name!r}")
+        if name == "src":
+            continue
+        why = _check_value(name, value)
+        if why:
+            raise TaskError(f"{where}: {name}: {why}")
+    src = _src_path(values.get("src"), where, base)
+    return ReleaseTask(
+        image=values["image"],
+        signer_name=values["signer_name"],
+        key_secret_name=values["key_secret_name"],
+        passphrase_secret_name=values["passphrase_secret_name"],
+        region=values["region"],
+        src=src,
+        where=where,
+    )
+
+
+def _src_path(value: str | None, where: str, base: Path | None) -> Path | None:
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    if not path.exists():
+        raise TaskError(f"{where}: src: {value!r} does not exist ({path})")
+    if path.is_dir():
+        if not (path / "index.json").is_file():
+            raise TaskError(f"{where}: src: {path} is a directory without index.json (not an OCI layout)")
+    elif not path.is_file():
+        raise TaskError(f"{where}: src: {path} is neither an OCI layout directory nor an archive file")
+    return path
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == "tag:yaml.org,2002:str":
+            return "a string"
+        if node.tag == "tag:yaml.org,2002:null":
+            return "null"
+        return f"{node.tag.rsplit(':', 1)[-1]} {node.value!r}"
+    return "something else"
+
+
+def load_tasks(path: Path) -> list[ReleaseTask]:
+    """Parse and check a task file; raises :class:`TaskError` naming ``file:line``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise TaskError(f"{path}: cannot read the task file: {e}") from e
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise TaskError(f"{path}{line}: invalid YAML: {e.problem or e}") from e
+    except yaml.YAMLError as e:
+        raise TaskError(f"{path}: invalid YAML: {e}") from e
+    usage = "expected a mapping with one key, `tasks`, holding a list of tasks"
+    if root is None:
+        raise TaskError(f"{path}:1: the task file is empty; {usage}")
+    if not isinstance(root, yaml.MappingNode):
+        raise TaskError(f"{path}:{_line(root)}: {usage}, got {_kind(root)}")
+    tasks_node: yaml.Node | None = None
+    for key, value in root.value:
+        if not (isinstance(key, yaml.ScalarNode) and key.tag == "tag:yaml.org,2002:str"):
+            raise TaskError(f"{path}:{_line(key)}: top-level keys must be strings; {usage}")
+        if key.value != "tasks":
+            raise TaskError(f"{path}:{_line(key)}: unknown top-level key {key.value!r}; {usage}")
+        if tasks_node is not None:
+            raise TaskError(f"{path}:{_line(key)}: duplicate key 'tasks'")
+        tasks_node = value
+    if tasks_node is None:
+        raise TaskError(f"{path}:{_line(root)}: no `tasks` key; {usage}")
+    if not isinstance(tasks_node, yaml.SequenceNode):
+        raise TaskError(f"{path}:{_line(tasks_node)}: `tasks` must be a list, got {_kind(tasks_node)}")
+    if not tasks_node.value:
+        raise TaskError(f"{path}:{_line(tasks_node)}: `tasks` is empty")
+    out = [_task_from_node(path, node) for node in tasks_node.value]
+    seen: dict[str, str] = {}
+    for task in out:
+        if task.image in seen:
+            raise TaskError(
+                f"{task.where}: image {task.image} is already released by the task at {seen[task.image]}"
+            )
+        seen[task.image] = task.where
+    return out
+
+
+def _task_from_node(path: Path, node: yaml.Node) -> ReleaseTask:
+    where = f"{path}:{_line(node)}"
+    if not isinstance(node, yaml.MappingNode):
+        raise TaskError(f"{where}: a task must be a mapping of {', '.join(FIELDS)}, got {_kind(node)}")
+    values: dict[str, str] = {}
+    for key, value in node.value:
+        at = f"{path}:{_line(key)}"
+        if not (isinstance(key, yaml.ScalarNode) and key.tag == "tag:yaml.org,2002:str"):
+            raise TaskError(f"{at}: task keys must be strings, got {_kind(key)}")
+        name = key.value
+        if name not in FIELDS:
+            raise TaskError(f"{at}: unknown key {name!r} (a task has exactly: {', '.join(FIELDS)})")
+        if name in values:
+            raise TaskError(f"{at}: duplicate key {name!r}")
+        if not (isinstance(value, yaml.ScalarNode) and value.tag == "tag:yaml.org,2002:str"):
+            raise TaskError(f"{path}:{_line(value)}: {name} must be a string, got {_kind(value)}")
+        if name != "src":
+            why = _check_value(name, value.value)
+            if why:
+                raise TaskError(f"{path}:{_line(value)}: {name}: {why}")
+        values[name] = value.value
+    missing = [k for k in REQUIRED if k not in values]
+    if missing:
+        raise TaskError(f"{where}: task is missing {', '.join(missing)}")
+    src_line = next((f"{path}:{_line(v)}" for k, v in node.value if k.value == "src"), where)
+    src = _src_path(values.get("src"), src_line, path.parent)
+    return ReleaseTask(
+        image=values["image"],
+        signer_name=values["signer_name"],
+        key_secret_name=values["key_secret_name"],
+        passphrase_secret_name=values["passphrase_secret_name"],
+        region=values["region"],
+        src=src,
+        where=where,
+    )
