@@ -37,8 +37,14 @@ test-fast: venv
 serve: venv
 	$(BIN)/notar server --dev --data-dir var/notar --listen $${NOTAR_SERVER_LISTEN:-127.0.0.1:4443}
 
+# Each benchmark prints a Markdown table; they start their own peers on 127.0.0.1.
 bench: venv peers
 	$(BIN)/python bench/crypto_bench.py
+	$(BIN)/python bench/server_bench.py
+	$(BIN)/python bench/client_bench.py
+	$(BIN)/python bench/gateway_bench.py
+	$(BIN)/python bench/release_bench.py
+	$(BIN)/python bench/web_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
