@@ -56,7 +56,7 @@ class Setup:
         return dict(json.loads(out.stdout))
 
     def pull(self, tag: str, dest: Path, *extra: str) -> dict[str, Any]:
-        out = self.notar.run("pull", "-o", "json", f"{self.repo}:{tag}", "--dir", str(dest), *extra)
+        out = self.notar.run("pull", "--format", "json", f"{self.repo}:{tag}", "--output", str(dest), *extra)
         return dict(json.loads(out.stdout))
 
     def resolve(self, tag: str) -> str:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import click
 
@@ -80,8 +80,8 @@ class Context:
         return ref
 
 
-def trust_options(fn: F) -> F:
-    """--trust-dir, --server, --tls-ca, --insecure-registry, --output on a command."""
+def _trust_options(fn: F, format_option: tuple[str, ...]) -> F:
+    """--trust-dir, --server, --tls-ca, --insecure-registry, --root-key-id, --output on a command."""
 
     @click.option(
         "--trust-dir",
@@ -116,8 +116,8 @@ def trust_options(fn: F) -> F:
         "key ID (as `notar inspect` shows under Root). Repeatable.",
     )
     @click.option(
-        "--output",
-        "-o",
+        *format_option,
+        "output",
         type=click.Choice(["text", "json"]),
         default="text",
         show_default=True,
@@ -145,6 +145,18 @@ def trust_options(fn: F) -> F:
         return fn(ctx, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+@overload
+def trust_options(fn: F) -> F: ...
+@overload
+def trust_options(*, format_option: tuple[str, ...]) -> Callable[[F], F]: ...
+def trust_options(fn: F | None = None, *, format_option: tuple[str, ...] = ("--output", "-o")) -> Any:
+    """Decorator adding the shared trust options; ``@trust_options(format_option=("--format",))`` renames
+    the output-format flag for a command whose ``--output`` means something else (``notar pull``)."""
+    if fn is None:
+        return lambda f: _trust_options(f, format_option)
+    return _trust_options(fn, format_option)
 
 
 pass_context = trust_options

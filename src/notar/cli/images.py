@@ -150,6 +150,8 @@ def push(ctx: Context, src: str, image: str, source_tag: str | None, chunk_size:
 @click.command()
 @click.argument("image", metavar="IMAGE:TAG")
 @click.option(
+    "--output",
+    "-o",
     "--dir",
     "-d",
     "directory",
@@ -162,7 +164,7 @@ def push(ctx: Context, src: str, image: str, source_tag: str | None, chunk_size:
     "--force", "-f", is_flag=True, help="Replace DIR even if it is not empty (only once the pull succeeded)."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
-@trust_options
+@trust_options(format_option=("--format",))
 def pull(ctx: Context, image: str, directory: str, force: bool, quiet: bool) -> None:
     """Pull IMAGE:TAG into an OCI image layout, only if TAG is validly signed.
 
@@ -176,10 +178,11 @@ def pull(ctx: Context, image: str, directory: str, force: bool, quiet: bool) -> 
 
     \b
     Example:
-      notar pull registry.example.com/team/app:1.0 --dir ./app-1.0
+      notar pull registry.example.com/team/app:1.0 --output ./app-1.0
 
-    With -o json, stdout gets {"image", "digest", "size", "role", "roles", ...}. Exit codes: 0 pulled,
-    1 no valid trust data for TAG ("No valid trust data for TAG"), registry or trust server failure,
+    \b
+    With --format json, stdout gets {"image", "digest", "size", "role", "roles", ...}.
+    Exit codes: 0 pulled; 1 "No valid trust data for TAG", registry or trust server failure;
     2 bad arguments or an unusable DIR.
     """
     ref = _reference(image)
