@@ -164,15 +164,13 @@ class Updater:
                 raise TrustDataInvalidError(f"root changed on the server: {e}") from e
         repo = TrustedRepo(self.gun, root, timestamp, snapshot)
         self._targets(repo, now)
-        self.cache.store(
-            self.gun,
-            {
-                roles.ROOT: root.data,
-                roles.TIMESTAMP: timestamp.data,
-                roles.SNAPSHOT: snapshot.data,
-                **{role: env.data for role, env in repo.targets.items()},
-            },
-        )
+        verified = {
+            roles.ROOT: root.data,
+            roles.TIMESTAMP: timestamp.data,
+            roles.SNAPSHOT: snapshot.data,
+            **{role: env.data for role, env in repo.targets.items()},
+        }
+        self.cache.store(self.gun, {r: d for r, d in verified.items() if self.cache.load(self.gun, r) != d})
         return repo
 
     def _root(self, now: GoTime, *, fetch: bool) -> Envelope[Root]:

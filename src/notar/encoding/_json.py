@@ -47,7 +47,7 @@ def canonical_json(value: Any) -> bytes:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise EncodingError(f"cannot encode as canonical JSON: {e}") from e
-    if _CONTROL_ESCAPE.search(text):
+    if "\\" in text and _CONTROL_ESCAPE.search(text):  # no backslash, no escape: skip the regex scan
         parts: list[str] = []
         _encode_slow(value, parts)
         text = "".join(parts)
