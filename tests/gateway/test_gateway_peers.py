@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -300,3 +302,39 @@ def test_cli_rejects_bad_configuration(tmp_path: Path) -> None:
         check=False,
     )
     assert r.returncode == 2 and "must be a list" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_release_engineer_flow_through_the_gateway(
+    gateway: Gateway, registry: Registry, notar_server: NotarServer, tmp_path: Path
+) -> None:
+    """The CLI as people use it in front of a gateway: `notar push` through it, and `notar sign` of an
+    image already upstream (reading the manifest from the upstream, signing under the gateway's name)."""
+    from tests.client.test_cli_flow import Notar
+
+    repo = f"cli/flow-{uuid.uuid4().hex[:8]}"
+    image_name = f"{gateway.host}/{repo}"
+    notar = Notar(tmp_path / "home", notar_server.url, notar_server.ca)
+    notar.run("key", "generate", "gw", "--dir", str(tmp_path))
+    notar.run("signer", "add", "gw", image_name, "--key", str(tmp_path / "gw.pub"))
+
+    pushed = make_image("pushed through the gateway")
+    layout = write_oci_layout(tmp_path / "oci-pushed", "1.0", pushed)
+    notar.run("push", str(layout), f"{image_name}:1.0")
+    skopeo = Skopeo(tmp_path)
+    assert (
+        hashlib.sha256(skopeo.inspect_raw(f"{image_name}:1.0")).hexdigest()
+        == pushed.manifest.digest.split(":")[1]
+    )
+
+    upstream_only = make_image("pushed upstream, signed later")
+    skopeo.push_layout(
+        write_oci_layout(tmp_path / "oci-up", "2.0", upstream_only), "2.0", f"{registry.host}/{repo}:2.0"
+    )
+    refused = notar.run("sign", f"{image_name}:2.0", check=False)
+    assert refused.returncode == 1  # the gateway does not serve unsigned content, even to the signer
+    notar.run("sign", f"{image_name}:2.0", "--source-registry", registry.host)
+    time.sleep(1.1)  # the gateway decides refusals on trust data at most a second old
+    assert (
+        hashlib.sha256(skopeo.inspect_raw(f"{image_name}:2.0")).hexdigest()
+        == upstream_only.manifest.digest.split(":")[1]
+    )

@@ -78,8 +78,14 @@ def signer_remove(ctx: Context, name: str, images: tuple[str, ...], force: bool)
 
 @click.command()
 @click.argument("images", nargs=-1, required=True)
+@click.option(
+    "--source-registry",
+    envvar="NOTAR_SOURCE_REGISTRY",
+    help="Read the manifests from this registry (HOST[:PORT] or URL) instead of the image's own, e.g. the "
+    "registry behind a `notar gateway`, which serves signed content only.",
+)
 @trust_options
-def sign(ctx: Context, images: tuple[str, ...]) -> None:
+def sign(ctx: Context, images: tuple[str, ...], source_registry: str | None) -> None:
     """Sign IMAGE:TAG (several tags of one repository are signed in one update).
 
     The digest and size come from the registry; the tag is signed into every delegation you hold a key
@@ -92,7 +98,9 @@ def sign(ctx: Context, images: tuple[str, ...]) -> None:
     ref0 = refs[0]
     targets: dict[str, FileMeta] = {}
     with RegistryClient(
-        ref0.domain, credentials=ctx.registry_credentials(), insecure_registries=ctx.insecure_registries
+        source_registry or ref0.domain,
+        credentials=ctx.registry_credentials(),
+        insecure_registries=ctx.insecure_registries,
     ) as registry:
         for ref in refs:
             assert ref.tag is not None

@@ -233,6 +233,11 @@ class GatewayApp:
         if ref.tag is not None:
             signed = view.tags.get(ref.tag)
             if signed is None:
+                # a refusal is decided on data at most a second old, so a tag signed just now is served
+                # at once; at most one refresh per second per repository however often it is asked for
+                view = await self.verifier.view(gun, max_age=1.0)
+                signed = view.tags.get(ref.tag)
+            if signed is None:
                 raise GatewayError("MANIFEST_UNKNOWN", _no_trust(ref.tag, view), detail={"Tag": ref.tag})
             digest, size = signed.digest, signed.size
         else:
