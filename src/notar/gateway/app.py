@@ -18,6 +18,8 @@ Trust handlers (fail closed: no verified answer -> refusal):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -33,6 +35,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from notar import __version__
 from notar.gateway.errors import GatewayError
+from notar.gateway.passthrough import BlobPassthrough
 from notar.gateway.policy import TrustPolicy
 from notar.gateway.trust import TrustVerifier, TrustView
 from notar.registry import (
@@ -50,6 +53,24 @@ __all__ = ["GatewayApp", "GatewaySettings", "create_app"]
 log = logging.getLogger("notar.gateway")
 
 _MANIFEST_PATH: Final = re.compile(r"/v2/(?P<name>.+)/manifests/(?P<ref>[^/]*)/?\Z")
+_BLOB_PATH: Final = re.compile(r"/v2/.+/blobs/[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
+# what a blob GET/HEAD needs upstream (auth, partial downloads, conditional requests)
+_BLOB_HEADERS: Final = frozenset(
+    {
+        b"authorization",
+        b"cookie",
+        b"range",
+        b"if-range",
+        b"if-none-match",
+        b"if-match",
+        b"if-modified-since",
+        b"if-unmodified-since",
+        b"accept",
+        b"accept-encoding",
+        b"user-agent",
+        b"via",
+    }
+)
 _HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
@@ -82,6 +103,9 @@ class GatewaySettings:
     upstream_verify: Any = True  # CA bundle path, SSLContext, or bool for an https upstream
     connect_timeout: float = 10.0
     io_timeout: float = 300.0
+    # blob GET/HEAD through the lean pass-through (notar.gateway.passthrough) instead of httpx; off when a
+    # custom httpx transport is injected (tests), which then serves every request
+    fast_blobs: bool = True
 
     def __post_init__(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):
@@ -151,6 +175,14 @@ class GatewayApp:
             trust_env=False,
         )
         self._children: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self.blobs: BlobPassthrough | None = None
+        if settings.fast_blobs and transport is None:
+            self.blobs = BlobPassthrough(
+                self.upstream,
+                verify=settings.upstream_verify,
+                connect_timeout=settings.connect_timeout,
+                io_timeout=settings.io_timeout,
+            )
 
     # -- ASGI -----------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -192,6 +224,8 @@ class GatewayApp:
                 )
 
     async def aclose(self) -> None:
+        if self.blobs is not None:
+            self.blobs.close()
         await self.http.aclose()
         self.verifier.close()
 
@@ -206,6 +240,14 @@ class GatewayApp:
             raise GatewayError("NAME_INVALID", "invalid request path")
         m = _MANIFEST_PATH.match(path)
         if m is None:
+            if (
+                self.blobs is not None
+                and method in ("GET", "HEAD")
+                and _BLOB_PATH.match(path)
+                and not _has_body(scope)
+            ):
+                await self._blob(scope, receive, send, self.blobs)
+                return
             await self._proxy(scope, receive, send)
             return
         ref = _parse_manifest_ref(m["name"], m["ref"])
@@ -453,6 +495,33 @@ class GatewayApp:
             raise GatewayError("UPSTREAM_UNAVAILABLE", f"upstream failed while streaming: {e}") from e
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    async def _blob(self, scope: Scope, receive: Receive, send: Send, blobs: BlobPassthrough) -> None:
+        """Blob GET/HEAD: the lean pass-through, relayed like :meth:`_relay` (``Location`` rewritten)."""
+        method: str = scope["method"]
+        headers = [(k, v) for k, v in _forward_headers(scope) if k in _BLOB_HEADERS]
+        target = self._url(scope["path"], scope.get("query_string", b""))[len(self.upstream) :]
+        resp = await blobs.request(method, target.encode("latin-1"), headers)
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            base = _client_base(scope)
+            out: list[tuple[bytes, bytes]] = []
+            for k, value in resp.headers:
+                if k in _HOP_BY_HOP:
+                    continue
+                if k == b"location":
+                    value = self._rewrite_location(value, base)
+                out.append((k, value))
+            await send({"type": "http.response.start", "status": resp.status, "headers": out})
+            async with contextlib.aclosing(resp.body()) as body:
+                async for chunk in body:
+                    if gone.done():
+                        raise _ClientGone("client disconnected during the download")
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            gone.cancel()
+            resp.release()
+
     def _rewrite_location(self, value: bytes, base: str) -> bytes:
         text = value.decode("latin-1")
         if text.lower().startswith(self.upstream.lower()):
@@ -564,6 +633,12 @@ async def _client_body(receive: Receive) -> AsyncIterator[bytes]:
             yield chunk
         if not message.get("more_body", False):
             return
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client is gone (a request without a body: every message after the first)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _read_body(receive: Receive, cap: int) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import ssl
@@ -75,6 +76,24 @@ def build_app(config: GatewayConfig) -> GatewayApp:
     return create_app(settings, verifier=verifier)
 
 
+# uvicorn's send() waits whenever the transport's write buffer is above its high-water mark (64 KiB by
+# default): with MiB-sized blob chunks that is after every chunk. A few MiB per connection keep the socket
+# busy while the next chunk is read upstream; memory stays bounded (the limit plus one chunk).
+WRITE_BUFFER_HIGH = 4 * 1024 * 1024
+WRITE_BUFFER_LOW = 1024 * 1024
+
+
+def _http_protocol() -> type[asyncio.Protocol]:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GatewayHttpProtocol(HttpToolsProtocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
+
+    return GatewayHttpProtocol
+
+
 def serve(config: GatewayConfig) -> None:
     """Run the gateway until interrupted."""
     import uvicorn
@@ -105,4 +124,6 @@ def serve(config: GatewayConfig) -> None:
         ssl_certfile=config.tls_cert,
         ssl_keyfile=config.tls_key,
         server_header=False,
+        loop="uvloop",
+        http=_http_protocol(),
     )
