@@ -180,3 +180,25 @@ def test_trust_pinning_on_first_use(
     assert not (bad.docker_config / "trust" / "tuf").exists() or not list(
         (bad.docker_config / "trust" / "tuf").rglob("root.json")
     )
+
+
+def test_key_rotation(notar_server: NotarServer, registry: Registry, tmp_path: Path, image_repo: str) -> None:
+    notar = Notar(tmp_path / "admin", notar_server.url, notar_server.ca)
+    digest = push_image(registry, tmp_path, image_repo.split("/", 1)[1], "1.0", "rotate")
+    notar.run("key", "generate", "rot", "--dir", str(tmp_path))
+    notar.run("signer", "add", "rot", image_repo, "--key", str(tmp_path / "rot.pub"))
+    notar.run("sign", f"{image_repo}:1.0")
+    fresh = Notar(tmp_path / "early-client", notar_server.url, notar_server.ca)
+    assert fresh.run("resolve", f"{image_repo}:1.0").stdout.strip() == f"{image_repo}@{digest}"
+    before = json.loads(notar.run("inspect", image_repo).stdout)[0]["AdministrativeKeys"]
+
+    notar.run("key", "rotate", image_repo, "targets")
+    notar.run("key", "rotate", image_repo, "snapshot", "--server-managed")
+    after = json.loads(notar.run("inspect", image_repo).stdout)[0]["AdministrativeKeys"]
+    assert after[0] == before[0]  # same root key
+    assert after[1] != before[1]  # new repository (targets) key
+    # signing still works, and a client that trusted the old root follows the rotation (root v1 -> v3)
+    notar.run("sign", f"{image_repo}:1.0")
+    assert fresh.run("resolve", f"{image_repo}:1.0").stdout.strip() == f"{image_repo}@{digest}"
+    bad = notar.run("key", "rotate", image_repo, "snapshot", check=False)
+    assert bad.returncode == 1 and "--server-managed" in bad.stderr

@@ -343,7 +343,7 @@ class Repository:
             public = self.server.get_key(self.gun, role, rotate=True)
         else:
             raise ClientError(
-                f"cannot rotate the {role} key this way (targets, or snapshot/timestamp with --server)"
+                f"cannot rotate the {role} key this way: rotate targets, or snapshot/timestamp with --server-managed"
             )
         root.keys[public.key_id] = public
         root.roles[role] = Role([public.key_id], 1)
