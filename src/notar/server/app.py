@@ -13,10 +13,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -27,13 +28,18 @@ from notar.server.errors import ServerError
 from notar.server.service import Metadata, TrustService
 from notar.tuf import roles
 
-__all__ = ["ServerSettings", "create_app", "valid_gun"]
+__all__ = ["STORAGE_THREADS", "ServerSettings", "create_app", "valid_gun"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("notar.server")
 
 _ROLE = r"root|targets(?:/[^/\s]+)*|snapshot|timestamp"
 _GUN = r"(?P<gun>[^*]+)"
 _GUN_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*\Z")
+# Threads that run service (storage) calls at once, per process. anyio's default pool has 40; with the GIL,
+# more threads than this only add context switches (and need more pooled database connections).
+STORAGE_THREADS = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +52,7 @@ class ServerSettings:
     consistent_max_age: int = 2_592_000
     gun_prefixes: tuple[str, ...] = ()
     extra_health_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
+    storage_threads: int = STORAGE_THREADS  # see STORAGE_THREADS
 
 
 def valid_gun(gun: str) -> bool:
@@ -132,6 +139,14 @@ class NotaryApp:
             ["operation"],
             registry=self.metrics,
         )
+        self._limiter: CapacityLimiter | None = None  # made on first use, inside the event loop
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking (service/storage) call in a worker thread, at most ``storage_threads`` at once."""
+        limiter = self._limiter
+        if limiter is None:
+            limiter = self._limiter = CapacityLimiter(self.settings.storage_threads)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -173,7 +188,7 @@ class NotaryApp:
     async def _dispatch(self, request: Request) -> tuple[str, Response]:
         path, method = request.url.path, request.method
         if path == "/_notary_server/health" and method == "GET":
-            return "Health", await run_in_threadpool(self._health)
+            return "Health", await self._in_thread(self._health)
         if path == "/metrics" and method == "GET":
             return "Metrics", Response(generate_latest(self.metrics), media_type="text/plain; version=0.0.4")
         if path == "/v2/" and method == "GET":
@@ -227,22 +242,22 @@ class NotaryApp:
         return Response(meta.data, 200, headers=headers, media_type="application/json")
 
     async def _h_current(self, request: Request, p: dict[str, Any]) -> Response:
-        meta = await run_in_threadpool(self.service.current, p["gun"], p["role"])
+        meta = await self._in_thread(self.service.current, p["gun"], p["role"])
         return self._metadata(meta, self.settings.current_max_age, current=True)
 
     async def _h_by_hash(self, request: Request, p: dict[str, Any]) -> Response:
-        meta = await run_in_threadpool(self.service.by_checksum, p["gun"], p["role"], p["checksum"].lower())
+        meta = await self._in_thread(self.service.by_checksum, p["gun"], p["role"], p["checksum"].lower())
         return self._metadata(meta, self.settings.consistent_max_age, current=False)
 
     async def _h_by_version(self, request: Request, p: dict[str, Any]) -> Response:
         version = int(p["version"])
         if version < 1 or version > 2**31:
             raise ServerError("METADATA_NOT_FOUND", {})
-        meta = await run_in_threadpool(self.service.by_version, p["gun"], p["role"], version)
+        meta = await self._in_thread(self.service.by_version, p["gun"], p["role"], version)
         return self._metadata(meta, self.settings.consistent_max_age, current=False)
 
     async def _key_response(self, gun: str, role: str, rotate: bool) -> Response:
-        key = await run_in_threadpool(lambda: self.service.key(gun, role, rotate=rotate))
+        key = await self._in_thread(lambda: self.service.key(gun, role, rotate=rotate))
         d = key.to_dict()
         # Go's encoding/json field order: public before private
         body = json.dumps(
@@ -258,12 +273,12 @@ class NotaryApp:
         return await self._key_response(p["gun"], p["role"], True)
 
     async def _h_delete(self, request: Request, p: dict[str, Any]) -> Response:
-        await run_in_threadpool(self.service.delete, p["gun"])
+        await self._in_thread(self.service.delete, p["gun"])
         return Response(b"", 200)
 
     async def _h_update(self, request: Request, p: dict[str, Any]) -> Response:
         uploads = await self._read_upload(request)
-        await run_in_threadpool(self.service.publish, p["gun"], uploads)
+        await self._in_thread(self.service.publish, p["gun"], uploads)
         return Response(b"", 200)
 
     async def _h_changefeed(self, request: Request, p: dict[str, Any]) -> Response:
@@ -283,7 +298,7 @@ class NotaryApp:
 
         records = int32("records", request.query_params.get("records", ""))
         change_id = int32("change_id", request.query_params.get("change_id", "0") or "0")
-        changes = await run_in_threadpool(self.service.changes, change_id, records, p.get("gun"))
+        changes = await self._in_thread(self.service.changes, change_id, records, p.get("gun"))
         body = {
             "count": len(changes),
             "records": [

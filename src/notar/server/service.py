@@ -52,6 +52,11 @@ class _ExpiryCache:
         self._size = size
         self._lock = threading.Lock()
 
+    def peek(self, sha256: str) -> tuple[GoTime, str | None] | None:
+        """What is cached for the file hashing to ``sha256``, without reading the file."""
+        with self._lock:
+            return self._data.get(sha256)
+
     def get(
         self, row: StoredMeta, parse: Callable[[bytes], tuple[GoTime, str | None]]
     ) -> tuple[GoTime, str | None]:
@@ -90,10 +95,12 @@ class TrustService:
     # -- reads ----------------------------------------------------------------------------------------
     def current(self, gun: str, role: str) -> Metadata:
         if role == roles.TIMESTAMP:
-            ts, _ = self._fresh_timestamp(gun)
+            ts, _ = self._fresh_timestamp(gun, need_snapshot=False)
             return Metadata(ts.data, ts.created_at)
         if role == roles.SNAPSHOT:
-            _, snap = self._fresh_timestamp(gun)
+            _, snap = self._fresh_timestamp(gun, need_snapshot=True)
+            if snap is None:  # not reached: need_snapshot always reads it
+                raise ServerError("METADATA_NOT_FOUND", {})
             return Metadata(snap.data, snap.created_at)
         row = self._guard(lambda: self.store.get_current(gun, role))
         if row is None:
@@ -114,12 +121,24 @@ class TrustService:
             raise ServerError("METADATA_NOT_FOUND", {})
         return Metadata(row.data, row.created_at)
 
-    def _fresh_timestamp(self, gun: str) -> tuple[StoredMeta, StoredMeta]:
-        """The current timestamp and the snapshot it names, re-signed first if either expired (§3.8)."""
+    def _fresh_timestamp(self, gun: str, *, need_snapshot: bool) -> tuple[StoredMeta, StoredMeta | None]:
+        """The current timestamp and the snapshot it names, re-signed first if either expired (§3.8).
+
+        Fast path (GET timestamp.json): when the snapshot is not wanted and its expiry is already known by
+        its hash (which the timestamp gives), the snapshot row is not read and ``None`` comes back in its
+        place. The cache is keyed by content hash, so a known expiry is always the right one; a snapshot
+        that expired, or one never seen, is read as before (and re-signed if needed).
+        """
         ts_row = self._guard(lambda: self.store.get_current(gun, roles.TIMESTAMP))
         if ts_row is None:
             raise ServerError("METADATA_NOT_FOUND", {})
         ts_expires, snap_hash = self._expiry.get(ts_row, _timestamp_info)
+        if not need_snapshot and snap_hash:
+            known = self._expiry.peek(snap_hash)
+            if known is not None:
+                now = self.clock()
+                if ts_expires >= now and known[0] >= now:
+                    return ts_row, None
         snap_row = self._guard(lambda: self.store.get_checksum(gun, roles.SNAPSHOT, snap_hash or ""))
         if snap_row is None:
             raise ServerError("METADATA_NOT_FOUND", {})

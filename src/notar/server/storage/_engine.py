@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from notar.server.storage.errors import StorageError, StorageUnavailableError
 
 __all__ = [
+    "AUTOCOMMIT_READ_OPTION",
     "WRITE_OPTION",
     "create_engine",
     "db_errors",
@@ -27,9 +28,18 @@ __all__ = [
 # Execution option marking a connection that is going to write. On SQLite its transaction starts with
 # BEGIN IMMEDIATE (take the write lock before the first read), see _sqlite_on_begin.
 WRITE_OPTION = "notar_write"
+# Execution option marking a connection that runs only single-statement reads. On SQLite no BEGIN is issued
+# (the sqlite3 module is in autocommit mode, see _sqlite_on_connect): each SELECT is atomic on its own and
+# reads one WAL snapshot, and the BEGIN round trip plus the ROLLBACK at the end are saved.
+AUTOCOMMIT_READ_OPTION = "notar_autocommit_read"
 
 SQLITE_BUSY_TIMEOUT_S = 15.0  # how long a writer waits for another process's write lock
 PG_CONNECT_TIMEOUT_S = 10  # libpq waits forever by default when a host does not answer
+# Connection pool (QueuePool) sizing. The server calls storage from a bounded thread pool (see
+# notar.server.app.STORAGE_THREADS); connections beyond pool_size are closed when returned, so a pool smaller
+# than the number of concurrent callers reconnects (and re-runs the PRAGMAs) all the time under load.
+POOL_SIZE = 16
+POOL_MAX_OVERFLOW = 32
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -77,6 +87,9 @@ def create_engine(url: str | URL, **kwargs: Any) -> Engine:
     """
     parsed = normalize_url(url)
     kwargs.setdefault("hide_parameters", True)
+    if "poolclass" not in kwargs and "pool" not in kwargs:
+        kwargs.setdefault("pool_size", POOL_SIZE)
+        kwargs.setdefault("max_overflow", POOL_MAX_OVERFLOW)
     connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
     try:
         if parsed.get_backend_name() == "sqlite":
@@ -134,8 +147,11 @@ def _sqlite_on_begin(conn: Connection) -> None:
     # then, if another writer committed meanwhile, fail its first write with SQLITE_BUSY_SNAPSHOT ("database
     # is locked") without waiting; IMMEDIATE waits (busy timeout) and then reads the latest state, so the
     # version check and the inserts see the same data. Reads stay deferred and never block anyone.
-    if conn.get_execution_options().get(WRITE_OPTION):
+    options = conn.get_execution_options()
+    if options.get(WRITE_OPTION):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif options.get(AUTOCOMMIT_READ_OPTION):
+        return  # single-statement read: SQLite's implicit per-statement transaction is enough
     else:
         conn.exec_driver_sql("BEGIN")
 

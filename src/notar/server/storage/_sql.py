@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, cast
 
-from sqlalchemy import and_, delete, exc, func, select, text
+from sqlalchemy import and_, bindparam, delete, exc, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Select
 
 from notar.server.storage._engine import (
+    AUTOCOMMIT_READ_OPTION,
     WRITE_OPTION,
     create_engine,
     db_errors,
@@ -59,6 +60,37 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # pg_advisory_xact_lock key taken just before a changefeed row is inserted, see update_many. b"notarchg".
 _CHANGEFEED_LOCK_KEY = int.from_bytes(b"notarchg", "big", signed=True)
 
+# The hot reads as Core statements built once (bind parameters; SQLAlchemy caches their compiled form), with
+# exactly the columns of StoredMeta in its field order, so a row maps to a StoredMeta without the ORM.
+_F = TufFileRow.__table__.c
+_META_COLUMNS = (_F.gun, _F.role, _F.version, _F.data, _F.sha256, _F.created_at)
+_GET_CURRENT = (
+    select(*_META_COLUMNS)
+    .where(_F.gun == bindparam("gun"), _F.role == bindparam("role"))
+    .order_by(_F.version.desc())
+    .limit(1)
+)
+_GET_CHECKSUM = (
+    select(*_META_COLUMNS)
+    .where(_F.gun == bindparam("gun"), _F.role == bindparam("role"), _F.sha256 == bindparam("sha256"))
+    .order_by(_F.version.desc())
+    .limit(1)
+)
+_GET_VERSION = select(*_META_COLUMNS).where(
+    _F.gun == bindparam("gun"), _F.role == bindparam("role"), _F.version == bindparam("version")
+)
+_LATEST = (
+    select(_F.role, func.max(_F.version).label("version"))
+    .where(_F.gun == bindparam("gun"), _F.role.in_(bindparam("roles", expanding=True)))
+    .group_by(_F.role)
+    .subquery()
+)
+_GET_CURRENT_MANY = (
+    select(*_META_COLUMNS)
+    .join(_LATEST, and_(_F.role == _LATEST.c.role, _F.version == _LATEST.c.version))
+    .where(_F.gun == bindparam("gun"))
+)
+
 
 class SQLMetaStore:
     """Trust metadata, the changefeed and server keys in one SQL database.
@@ -79,6 +111,8 @@ class SQLMetaStore:
         self._engine = create_engine(parsed, **engine_kwargs)
         self._postgres = self._engine.dialect.name == "postgresql"
         self._read = sessionmaker(self._engine, expire_on_commit=False)
+        # Single-statement reads: Core on a pooled connection, no Session; on SQLite without BEGIN.
+        self._reader = self._engine.execution_options(**{AUTOCOMMIT_READ_OPTION: True})
         self._write = sessionmaker(
             self._engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
@@ -233,53 +267,30 @@ class SQLMetaStore:
     # -- reads -------------------------------------------------------------------------------------------
 
     def get_current(self, gun: str, role: str) -> StoredMeta | None:
-        stmt = (
-            select(TufFileRow)
-            .where(TufFileRow.gun == gun, TufFileRow.role == role)
-            .order_by(TufFileRow.version.desc())
-            .limit(1)
-        )
-        return self._first(stmt, f"reading {gun} {role}")
+        return self._first(_GET_CURRENT, {"gun": gun, "role": role}, f"reading {gun} {role}")
 
     def get_current_many(self, gun: str, roles: Sequence[str]) -> dict[str, StoredMeta]:
         """The highest stored version of each role in ``roles`` that has one, in a single query."""
         wanted = sorted(set(roles))
         if not wanted:
             return {}
-        latest = (
-            select(TufFileRow.role, func.max(TufFileRow.version).label("version"))
-            .where(TufFileRow.gun == gun, TufFileRow.role.in_(wanted))
-            .group_by(TufFileRow.role)
-            .subquery()
-        )
-        stmt = (
-            select(TufFileRow)
-            .join(latest, and_(TufFileRow.role == latest.c.role, TufFileRow.version == latest.c.version))
-            .where(TufFileRow.gun == gun)
-        )
-        with db_errors(f"reading {gun}"), self._read() as session:
-            return {row.role: _meta(row) for row in session.scalars(stmt)}
+        with db_errors(f"reading {gun}"), self._reader.connect() as conn:
+            rows = conn.execute(_GET_CURRENT_MANY, {"gun": gun, "roles": wanted}).all()
+        return {row[1]: _meta_row(row) for row in rows}
 
     def get_checksum(self, gun: str, role: str, sha256: str) -> StoredMeta | None:
         """The version of ``role`` whose data hashes to ``sha256`` (hex, any case), or ``None``."""
         digest = sha256.lower()
         if not _SHA256_HEX.fullmatch(digest):
             return None
-        stmt = (
-            select(TufFileRow)
-            .where(TufFileRow.gun == gun, TufFileRow.role == role, TufFileRow.sha256 == digest)
-            .order_by(TufFileRow.version.desc())
-            .limit(1)
-        )
-        return self._first(stmt, f"reading {gun} {role} by checksum")
+        params = {"gun": gun, "role": role, "sha256": digest}
+        return self._first(_GET_CHECKSUM, params, f"reading {gun} {role} by checksum")
 
     def get_version(self, gun: str, role: str, version: int) -> StoredMeta | None:
         if not 0 <= version <= _MAX_VERSION:
             return None
-        stmt = select(TufFileRow).where(
-            TufFileRow.gun == gun, TufFileRow.role == role, TufFileRow.version == version
-        )
-        return self._first(stmt, f"reading {gun} {role} version {version}")
+        params = {"gun": gun, "role": role, "version": version}
+        return self._first(_GET_VERSION, params, f"reading {gun} {role} version {version}")
 
     def get_changes(self, change_id: int, records: int, gun: str | None = None) -> list[Change]:
         """A page of the changefeed, always ordered oldest to newest (notary's ``GetChanges``).
@@ -367,10 +378,10 @@ class SQLMetaStore:
 
     # -- helpers ---------------------------------------------------------------------------------------
 
-    def _first(self, stmt: Select[Any], what: str) -> StoredMeta | None:
-        with db_errors(what), self._read() as session:
-            row: TufFileRow | None = session.scalars(stmt).first()
-            return None if row is None else _meta(row)
+    def _first(self, stmt: Select[Any], params: dict[str, Any], what: str) -> StoredMeta | None:
+        with db_errors(what), self._reader.connect() as conn:
+            row = conn.execute(stmt, params).first()
+        return None if row is None else _meta_row(row)
 
     def _lock_changefeed(self, session: Session) -> None:
         if self._postgres:
@@ -428,15 +439,10 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _meta(row: TufFileRow) -> StoredMeta:
-    return StoredMeta(
-        gun=row.gun,
-        role=row.role,
-        version=row.version,
-        data=bytes(row.data),
-        sha256=row.sha256,
-        created_at=_aware(row.created_at),
-    )
+def _meta_row(row: Sequence[Any]) -> StoredMeta:
+    """A StoredMeta from a row of ``_META_COLUMNS`` (gun, role, version, data, sha256, created_at)."""
+    gun, role, version, data, sha256, created_at = row
+    return StoredMeta(gun, role, version, bytes(data), sha256, _aware(created_at))
 
 
 def _change(row: ChangeRow) -> Change:
