@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from notar.crypto import CryptoError, PublicKey, Signer
 from notar.encoding import (
@@ -379,25 +379,27 @@ class Targets(Signed):
 
 
 @dataclass(slots=True, kw_only=True)
-class Snapshot(Signed):
-    TYPE: ClassVar[str] = "Snapshot"
-    ROLE: ClassVar[str] = roles.SNAPSHOT
+class _MetaSigned(Signed):
+    """Snapshot and timestamp: a ``meta`` map of role name -> file meta, some of which must carry sha256."""
+
     _KNOWN: ClassVar[tuple[str, ...]] = ("_type", "expires", "version", "meta")
+    _REQUIRED: ClassVar[tuple[str, ...]] = ()
 
     meta: dict[str, FileMeta] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, value: Any) -> Snapshot:
-        d = _obj(value, "snapshot")
+    def from_dict(cls, value: Any) -> Self:
+        what = cls.ROLE
+        d = _obj(value, what)
         common = cls._common(d)
         meta = {
-            name: FileMeta.from_dict(fm, f"snapshot.meta.{name}")
-            for name, fm in _obj(d.get("meta"), "snapshot.meta").items()
+            name: FileMeta.from_dict(fm, f"{what}.meta.{name}")
+            for name, fm in _obj(d.get("meta"), f"{what}.meta").items()
         }
-        for required in (roles.ROOT, roles.TARGETS):
+        for required in cls._REQUIRED:
             fm = meta.get(required)
             if fm is None or "sha256" not in fm.hashes:
-                raise MetadataError(f"snapshot type metadata invalid: missing sha256 of {required}")
+                raise MetadataError(f"{what} type metadata invalid: missing sha256 of {required}")
         return cls(meta=meta, **common)
 
     def to_dict(self) -> dict[str, Any]:
@@ -409,32 +411,17 @@ class Snapshot(Signed):
 
 
 @dataclass(slots=True, kw_only=True)
-class Timestamp(Signed):
+class Snapshot(_MetaSigned):
+    TYPE: ClassVar[str] = "Snapshot"
+    ROLE: ClassVar[str] = roles.SNAPSHOT
+    _REQUIRED: ClassVar[tuple[str, ...]] = (roles.ROOT, roles.TARGETS)
+
+
+@dataclass(slots=True, kw_only=True)
+class Timestamp(_MetaSigned):
     TYPE: ClassVar[str] = "Timestamp"
     ROLE: ClassVar[str] = roles.TIMESTAMP
-    _KNOWN: ClassVar[tuple[str, ...]] = ("_type", "expires", "version", "meta")
-
-    meta: dict[str, FileMeta] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, value: Any) -> Timestamp:
-        d = _obj(value, "timestamp")
-        common = cls._common(d)
-        meta = {
-            name: FileMeta.from_dict(fm, f"timestamp.meta.{name}")
-            for name, fm in _obj(d.get("meta"), "timestamp.meta").items()
-        }
-        fm = meta.get(roles.SNAPSHOT)
-        if fm is None or "sha256" not in fm.hashes:
-            raise MetadataError("timestamp type metadata invalid: missing sha256 of snapshot")
-        return cls(meta=meta, **common)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self._common_dict(),
-            "meta": {name: fm.to_dict() for name, fm in self.meta.items()},
-            **self.unrecognized,
-        }
+    _REQUIRED: ClassVar[tuple[str, ...]] = (roles.SNAPSHOT,)
 
 
 _TYPES: dict[str, type[Signed]] = {c.TYPE: c for c in (Root, Targets, Snapshot, Timestamp)}
