@@ -52,6 +52,16 @@ def build_app(config: GatewayConfig) -> GatewayApp:
             raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
+    if config.tls_cert and config.tls_key:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                config.tls_cert, config.tls_key
+            )
+        except (ssl.SSLError, OSError, ValueError) as e:
+            raise ConfigError(
+                f"cannot use --tls-cert {config.tls_cert} with --tls-key {config.tls_key}: "
+                f"{getattr(e, 'reason', None) or e} (expected PEM files, the key matching the certificate)"
+            ) from e
     config.host_port  # noqa: B018 - validates --listen
     policy = TrustPolicy.from_file(config.config_file) if config.config_file else TrustPolicy()
     try:

@@ -19,7 +19,15 @@ from notar.server.service import TrustService
 from notar.server.storage import migrate, open_store
 from notar.web import create_web_app
 
-__all__ = ["ConfigError", "ServerConfig", "app_from_environment", "build_app", "default_data_dir", "serve"]
+__all__ = [
+    "ConfigError",
+    "ServerConfig",
+    "app_from_environment",
+    "build_app",
+    "check_tls_files",
+    "default_data_dir",
+    "serve",
+]
 
 log = logging.getLogger("notar.server")
 _ENV_CONFIG = "NOTAR_SERVER_CONFIG_JSON"  # how `notar server --workers N` hands its config to workers
@@ -165,6 +173,19 @@ def app_from_environment() -> NotaryApp:
     return build_app(config)
 
 
+def check_tls_files(cert: str, key: str) -> None:
+    """Load the TLS certificate and key once, so a bad pair is a one-line error rather than a traceback."""
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise ConfigError(
+            f"cannot use --tls-cert {cert} with --tls-key {key}: {getattr(e, 'reason', None) or e} "
+            "(expected PEM files, the key matching the certificate and not encrypted)"
+        ) from e
+
+
 def serve(config: ServerConfig) -> None:
     """Run the server until interrupted."""
     import uvicorn
@@ -172,6 +193,8 @@ def serve(config: ServerConfig) -> None:
     host, port = config.host_port
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
+    if config.tls_cert and config.tls_key:
+        check_tls_files(config.tls_cert, config.tls_key)
     if not config.is_loopback() and not config.auth_enabled:
         log.warning(
             "!!! notar server is listening on %s WITHOUT authentication: anyone who can reach it can "
