@@ -311,3 +311,31 @@ def test_aws_access_denied(
     )
     assert code == 0, err
     assert out.strip() == f"{image_repo}@{digest}"
+
+
+def test_key_secret_stored_as_secret_binary(
+    ci: Notar,
+    make_signer: MakeSigner,
+    image_repo: str,
+    moto: Moto,
+    notar_server: NotarServer,
+    tmp_path: Path,
+) -> None:
+    """Some teams store the key file as SecretBinary (e.g. `aws secretsmanager ... --secret-binary fileb://`)."""
+    signer = make_signer("binary", image_repo)
+    secrets = moto.client()
+    binary_name = f"{signer.key_secret}-binary"
+    secrets.create_secret(Name=binary_name, SecretBinary=signer.key_file.read_bytes())  # type: ignore[attr-defined]
+    src, digest = layout(tmp_path, "3.0", "binary secret")
+    Skopeo(tmp_path).push_layout(src, "3.0", f"{image_repo}:3.0")
+    env = {
+        "NOTAR_RELEASE_IMAGE": f"{image_repo}:3.0",
+        "NOTAR_SIGNER_NAME": signer.name,
+        "NOTAR_KEY_SECRET_NAME": binary_name,
+        "NOTAR_PASSPHRASE_SECRET_NAME": signer.passphrase_secret,
+        "AWS_REGION": REGION,
+    }
+    code, out, err = run_release(ci, signer, env=env)
+    assert code == 0, err
+    assert out.strip() == f"{image_repo}@{digest}"
+    assert resolve(notar_server, tmp_path, f"{image_repo}:3.0") == f"{image_repo}@{digest}"
