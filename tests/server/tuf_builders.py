@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from notar.client.remote import encode_update
 from notar.crypto import PrivateKey, PublicKey, make_root_certificate
 from notar.encoding import GoTime
 from notar.tuf import DelegatedRole, Envelope, FileMeta, Root, Targets, new_root, new_snapshot, new_targets
@@ -15,15 +15,7 @@ DIGEST = bytes.fromhex("64385ab5b87b1fa6978db8c8822100c08058a5857e90dcd5962f2a54
 
 def multipart(files: dict[str, bytes], boundary: str | None = None) -> tuple[bytes, str]:
     """A multipart body with one `files` part per role, and its content type."""
-    boundary = boundary or uuid.uuid4().hex
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{role}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n".encode()
-        + data
-        + b"\r\n"
-        for role, data in files.items()
-    ]
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+    return encode_update(files, boundary=boundary)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from notar.client.remote import encode_update
 from notar.crypto import PrivateKey, PublicKey, make_root_certificate
 from notar.encoding import GoTime
 from notar.tuf import (
@@ -64,16 +65,8 @@ class Server:
 
     def publish_raw(self, files: dict[str, bytes]) -> tuple[int, bytes]:
         """POST one multipart update, one part per role, as the Go client sends it."""
-        boundary = uuid.uuid4().hex
-        parts = [
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{role}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n".encode()
-            + data
-            + b"\r\n"
-            for role, data in files.items()
-        ]
-        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        return self.request("POST", "", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        body, content_type = encode_update(files)
+        return self.request("POST", "", body, {"Content-Type": content_type})
 
     def publish(self, files: dict[str, bytes]) -> None:
         status, resp = self.publish_raw(files)

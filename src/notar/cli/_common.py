@@ -17,7 +17,7 @@ from notar.keystore import ChainPassphrases, EnvPassphrases, FileKeyStore, Promp
 from notar.registry import DockerConfigCredentials, InvalidReferenceError, Reference, parse_reference
 from notar.tuf import TrustPinning
 
-__all__ = ["Context", "docker_config_dir", "pass_context", "trust_options"]
+__all__ = ["Context", "docker_config_dir", "trust_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,6 +157,3 @@ def trust_options(fn: F | None = None, *, format_option: tuple[str, ...] = ("--o
     if fn is None:
         return lambda f: _trust_options(f, format_option)
     return _trust_options(fn, format_option)
-
-
-pass_context = trust_options

@@ -6,7 +6,6 @@ from notar.errors import NotarError
 
 __all__ = [
     "ClientError",
-    "NoTrustDataError",
     "NotSignedError",
     "PermissionDeniedError",
     "PublishRejectedError",
@@ -53,7 +52,3 @@ class TrustDataInvalidError(ClientError):
 
 class NotSignedError(ClientError):
     """A tag has no valid signature in the trusted roles."""
-
-
-class NoTrustDataError(NotSignedError):
-    """Kept for symmetry with docker's wording: ``No valid trust data for TAG``."""

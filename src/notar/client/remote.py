@@ -20,7 +20,14 @@ from notar.client.errors import (
 )
 from notar.crypto import CryptoError, PublicKey
 
-__all__ = ["MAX_KEY_BYTES", "MAX_ROOT_BYTES", "MAX_TIMESTAMP_BYTES", "MetadataNotFoundError", "TrustServer"]
+__all__ = [
+    "encode_update",
+    "MAX_KEY_BYTES",
+    "MAX_ROOT_BYTES",
+    "MAX_TIMESTAMP_BYTES",
+    "MetadataNotFoundError",
+    "TrustServer",
+]
 
 MAX_ROOT_BYTES = 100 * 1024 * 1024  # notary's cap when the size is unknown
 MAX_TIMESTAMP_BYTES = 1024 * 1024
@@ -138,20 +145,9 @@ class TrustServer:
     # -- writes -----------------------------------------------------------------------------------------
     def publish(self, gun: str, files: Mapping[str, bytes]) -> None:
         """POST one atomic multipart update (one part per role, as the Go client sends it)."""
-        boundary = uuid.uuid4().hex
-        parts = [
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{role}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n".encode()
-            + data
-            + b"\r\n"
-            for role, data in files.items()
-        ]
-        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        body, content_type = encode_update(files)
         response = self._request(
-            "POST",
-            self._url(gun, "tuf/"),
-            content=body,
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            "POST", self._url(gun, "tuf/"), content=body, headers={"Content-Type": content_type}
         )
         if response.status_code != 200:
             raise self._fail(response, f"publish trust data for {gun}")
@@ -160,6 +156,20 @@ class TrustServer:
         response = self._request("DELETE", self._url(gun, "tuf/"))
         if response.status_code != 200:
             raise self._fail(response, f"delete trust data of {gun}")
+
+
+def encode_update(files: Mapping[str, bytes], *, boundary: str | None = None) -> tuple[bytes, str]:
+    """The multipart body of one update and its content type, as the Go client builds it: one part per
+    role, field ``files``, ``filename`` = the role name, ``application/octet-stream``."""
+    boundary = boundary or uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{role}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for role, data in files.items()
+    ]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -137,6 +137,7 @@ class Updater:
         self.cache = cache
         self.pinning = pinning
         self.clock = clock
+        self._cache_reads: dict[str, bytes | None] = {}
 
     def refresh(self) -> TrustedRepo:
         """Update and verify; retry once from a fresh root after a verification failure."""
@@ -151,7 +152,14 @@ class Updater:
                     raise TrustDataInvalidError(f"trust data for {self.gun} is invalid: {e}") from e
 
     # -- steps ------------------------------------------------------------------------------------------
+    def _cached(self, role: str) -> bytes | None:
+        """The cached bytes of *role*, read from disk at most once per update."""
+        if role not in self._cache_reads:
+            self._cache_reads[role] = self.cache.load(self.gun, role)
+        return self._cache_reads[role]
+
     def _update(self, *, fetch_root: bool) -> TrustedRepo:
+        self._cache_reads = {}
         now = self.clock()
         root = self._root(now, fetch=fetch_root)
         timestamp = self._timestamp(root, now)
@@ -170,11 +178,11 @@ class Updater:
             roles.SNAPSHOT: snapshot.data,
             **{role: env.data for role, env in repo.targets.items()},
         }
-        self.cache.store(self.gun, {r: d for r, d in verified.items() if self.cache.load(self.gun, r) != d})
+        self.cache.store(self.gun, {r: d for r, d in verified.items() if self._cached(r) != d})
         return repo
 
     def _root(self, now: GoTime, *, fetch: bool) -> Envelope[Root]:
-        cached_bytes = self.cache.load(self.gun, roles.ROOT)
+        cached_bytes = self._cached(roles.ROOT)
         if cached_bytes is None:
             data = self.server.get(self.gun, roles.ROOT, max_bytes=MAX_ROOT_BYTES)  # 404: repo does not exist
             root = Envelope.from_bytes(data, expect=Root)
@@ -217,7 +225,7 @@ class Updater:
         return newest
 
     def _timestamp(self, root: Envelope[Root], now: GoTime) -> Envelope[Timestamp]:
-        cached_bytes = self.cache.load(self.gun, roles.TIMESTAMP)
+        cached_bytes = self._cached(roles.TIMESTAMP)
         cached = Envelope.from_bytes(cached_bytes, expect=Timestamp) if cached_bytes else None
         keys = RoleKeys.from_root(root.signed, roles.TIMESTAMP)
         try:
@@ -257,7 +265,7 @@ class Updater:
         return data
 
     def _snapshot(self, root: Envelope[Root], ts: Envelope[Timestamp], now: GoTime) -> Envelope[Snapshot]:
-        cached_bytes = self.cache.load(self.gun, roles.SNAPSHOT)
+        cached_bytes = self._cached(roles.SNAPSHOT)
         meta = ts.signed.meta[roles.SNAPSHOT]
         data = self._fetch_by_hash(roles.SNAPSHOT, meta, cached_bytes)
         snap = Envelope.from_bytes(data, expect=Snapshot)
@@ -282,7 +290,7 @@ class Updater:
             if role not in meta:
                 continue  # never published: nothing signed there
             try:
-                cached_bytes = self.cache.load(self.gun, role)
+                cached_bytes = self._cached(role)
                 data = self._fetch_by_hash(role, meta[role], cached_bytes)
                 env = Envelope.from_bytes(data, expect=Targets, role=role)
                 if role == roles.TARGETS:
