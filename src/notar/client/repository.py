@@ -187,6 +187,10 @@ class Repository:
                     f"{self.gun} changed on the trust server while we were signing; run the command again"
                 ) from e
             raise
+        # The verifying refresh below checks every file against the new snapshot anyway; seeding the cache
+        # with the targets files we just uploaded spares downloading them again (root is never seeded: the
+        # cached root is the trust anchor).
+        self.cache.store(self.gun, {role: env.data for role, env in envelopes.items()})
         return self.refresh()
 
     def _editable(self, repo: TrustedRepo, role: str) -> Targets:
