@@ -6,12 +6,16 @@ default 5 s trust cache, and ``--cache-ttl 0`` so that every request re-verifies
 
 1. **Blob download throughput**: one random layer (default 200 MB) uploaded once, then downloaded with
    ``curl -o /dev/null`` directly from the registry and through the gateway, alternating; median of
-   ``--runs``. The ratio gateway/direct is the figure of merit (goal >= 0.9).
+   ``--runs`` after one warm-up download each. The ratio gateway/direct is the figure of merit (goal >= 0.9),
+   also shown per back-to-back pair (the machine's speed drifts between runs).
 2. **Manifest GET by tag**: latency directly from the registry, through the gateway with a warm trust cache,
    and through the gateway without a cache (a full TUF update against the trust server per request);
    median and p90 of ``--requests`` sequential requests over one keep-alive connection.
 3. **Peak RSS of the gateway** (``VmHWM`` in /proc/<pid>/status) after start and after the downloads: the
    layer is streamed, so the peak must not grow with its size.
+
+When ``nginx`` is installed (not a project dependency: ``apt-get install nginx-light``), the same downloads go
+through it too, as a reference for what any reverse proxy costs on the machine.
 
 Run: ``.venv/bin/python bench/gateway_bench.py`` (``--size-mb 50 --runs 2`` for a quick run).
 Needs docker-registry, skopeo and curl.
@@ -20,8 +24,10 @@ Needs docker-registry, skopeo and curl.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,7 +42,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 from tests.gateway.conftest import Signer, run_gateway  # noqa: E402
-from tests.peers import make_lab_pki, run_registry  # noqa: E402
+from tests.peers import LOOPBACK, Process, free_port, make_lab_pki, run_registry  # noqa: E402
 from tests.registry.images import Skopeo, make_image, write_oci_layout  # noqa: E402
 from tests.servers import run_notar_server  # noqa: E402
 
@@ -96,6 +102,40 @@ def curl_download(url: str) -> tuple[float, int]:
     return float(out[0]), int(out[1])
 
 
+@contextlib.contextmanager
+def run_nginx(workdir: Path, upstream: str) -> Iterator[str | None]:
+    """A reference proxy, when ``nginx`` is installed: what a C reverse proxy costs on the same machine.
+
+    Tuned for this: unbuffered relaying with 1 MiB reads, upstream keep-alive, no access log.
+    """
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx is None:
+        yield None
+        return
+    workdir.mkdir(parents=True)
+    port = free_port()
+    hostport = upstream.split("://", 1)[1].rstrip("/")
+    (workdir / "nginx.conf").write_text(
+        f"""worker_processes 1; daemon off; pid {workdir}/nginx.pid; error_log {workdir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off; client_body_temp_path {workdir}; proxy_temp_path {workdir};
+  upstream registry {{ server {hostport}; keepalive 4; }}
+  server {{
+    listen {LOOPBACK}:{port};
+    location / {{
+      proxy_pass http://registry; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_buffering off; proxy_buffer_size 1m; proxy_buffers 4 1m;
+    }}
+  }}
+}}
+"""
+    )
+    argv = [nginx, "-c", str(workdir / "nginx.conf"), "-p", str(workdir)]
+    with Process("nginx", argv, log=workdir / "nginx.log", port=port):
+        yield f"http://{LOOPBACK}:{port}"
+
+
 def latencies(url: str, n: int, accept: str) -> list[float]:
     out = []
     with httpx.Client(trust_env=False, timeout=60) as c:
@@ -115,7 +155,7 @@ def p90(values: list[float]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mb", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args()
     size = args.size_mb * 1024 * 1024
@@ -137,6 +177,7 @@ def main() -> int:
                 config=None,
                 extra=("--cache-ttl", "0", "--log-level", "warning"),
             ) as gw0,
+            run_nginx(work / "nginx", registry.url) as nginx,
         ):
             rss_start = vm(gw.process.pid, "VmRSS")
             # a signed image, for the manifest part (signed for both gateways' GUNs)
@@ -149,9 +190,16 @@ def main() -> int:
 
             print(f"uploading a {args.size_mb} MB layer ...", file=sys.stderr)
             digest = upload_blob(registry.url, size)
-            direct, through = [], []
+            direct: list[float] = []
+            through: list[float] = []
+            reference: list[float] = []
+            targets = [(registry.url, direct), (gw.url, through)]
+            if nginx is not None:
+                targets.append((nginx, reference))
+            for target, _ in targets:  # warm-up: page cache, connection pools, thread pool
+                curl_download(f"{target}/v2/{REPO}/blobs/{digest}")
             for _ in range(args.runs):
-                for target, results in ((registry.url, direct), (gw.url, through)):
+                for target, results in targets:
                     seconds, got = curl_download(f"{target}/v2/{REPO}/blobs/{digest}")
                     if got != size:
                         raise RuntimeError(f"downloaded {got} bytes, expected {size}")
@@ -174,6 +222,18 @@ def main() -> int:
     print(
         f"| blob GET throughput, MB/s (best) | {max(direct):.0f} | {max(through):.0f} | {max(through) / max(direct):.2f} |"
     )
+    pairs = [t / d for d, t in zip(direct, through, strict=True)]
+    print(
+        "| blob GET throughput, gateway/direct of back-to-back pairs: median (min-max) | | | "
+        f"{statistics.median(pairs):.2f} ({min(pairs):.2f}-{max(pairs):.2f}) |"
+    )
+    if reference:
+        r = statistics.median(reference)
+        ref_pairs = [x / d for d, x in zip(direct, reference, strict=True)]
+        print(
+            f"| reference: blob GET through nginx (unbuffered, 1 MiB), MB/s (median); pairs median | {d:.0f} | "
+            f"{r:.0f} | {r / d:.2f}; {statistics.median(ref_pairs):.2f} |"
+        )
     md = statistics.median(lat_direct)
     for label, lat in (
         ("cached trust (ttl 5 s)", lat_cached),

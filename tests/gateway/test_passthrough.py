@@ -85,6 +85,11 @@ class Upstream:
                 b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:%d/v2/a/b/blobs/sha256:cl\r\n"
                 b"Content-Length: 0\r\n\r\n" % self.port
             )
+        elif name == b"short":  # announces the whole blob, sends half of it, hangs up
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BLOB))
+            writer.write(BLOB[: len(BLOB) // 2] if send_body else b"")
+            await writer.drain()
+            return not send_body
         elif name == b"big":
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BIG))
             writer.write(BIG)  # the gateway must drop the connection rather than pool a half-read one

@@ -34,8 +34,9 @@ import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from notar import __version__
+from notar.gateway.direct import EXTENSION, BodyMover, ClientSocket, DirectBodyError
 from notar.gateway.errors import GatewayError
-from notar.gateway.passthrough import BlobPassthrough
+from notar.gateway.passthrough import BlobPassthrough, UpstreamResponse
 from notar.gateway.policy import TrustPolicy
 from notar.gateway.trust import TrustVerifier, TrustView
 from notar.registry import (
@@ -106,6 +107,9 @@ class GatewaySettings:
     # blob GET/HEAD through the lean pass-through (notar.gateway.passthrough) instead of httpx; off when a
     # custom httpx transport is injected (tests), which then serves every request
     fast_blobs: bool = True
+    # threads that copy blob GET bodies socket to socket when both connections are plain TCP
+    # (notar.gateway.direct); 0 keeps every body on the event loop
+    direct_threads: int = 32
 
     def __post_init__(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):
@@ -183,6 +187,9 @@ class GatewayApp:
                 connect_timeout=settings.connect_timeout,
                 io_timeout=settings.io_timeout,
             )
+        self.mover: BodyMover | None = None
+        if self.blobs is not None and settings.direct_threads > 0:
+            self.mover = BodyMover(threads=settings.direct_threads, io_timeout=settings.io_timeout)
 
     # -- ASGI -----------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -209,9 +216,11 @@ class GatewayApp:
             await self._route(scope, receive, tracking_send)
         except _ClientGone:
             log.info("client went away during %s %s", scope["method"], scope["path"])
+            await _hang_up(scope)
         except GatewayError as e:
             if started:
                 log.warning("%s %s failed after the response started: %s", scope["method"], scope["path"], e)
+                await _hang_up(scope)
                 return
             await _send_error(tracking_send, e, head=scope["method"] == "HEAD")
         except Exception:  # a bug: log it, never show a traceback to the client
@@ -226,6 +235,8 @@ class GatewayApp:
     async def aclose(self) -> None:
         if self.blobs is not None:
             self.blobs.close()
+        if self.mover is not None:
+            self.mover.close()
         await self.http.aclose()
         self.verifier.close()
 
@@ -512,6 +523,9 @@ class GatewayApp:
                     value = self._rewrite_location(value, base)
                 out.append((k, value))
             await send({"type": "http.response.start", "status": resp.status, "headers": out})
+            if method == "GET" and await self._direct_body(scope, resp, gone):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
             async with contextlib.aclosing(resp.body()) as body:
                 async for chunk in body:
                     if gone.done():
@@ -521,6 +535,34 @@ class GatewayApp:
         finally:
             gone.cancel()
             resp.release()
+
+    async def _direct_body(self, scope: Scope, resp: UpstreamResponse, gone: asyncio.Future[None]) -> bool:
+        """The body by a copy thread (notar.gateway.direct); ``False`` (nothing sent) when not possible."""
+        client = scope.get("extensions", {}).get(EXTENSION)
+        mover = self.mover
+        if mover is None or not isinstance(client, ClientSocket) or not mover.available():
+            return False
+        fd = client.fileno()
+        if fd is None:
+            return False
+        source = resp.direct_source()
+        if source is None:
+            return False
+        src, head, left = source
+        try:
+            await mover.move(src, fd, head, left, gone=gone)
+        except DirectBodyError as e:
+            client.abort()  # part of the body is out: the client must see a short read
+            if e.upstream:
+                raise GatewayError("UPSTREAM_UNAVAILABLE", f"upstream failed while streaming: {e}") from None
+            raise _ClientGone(f"client went away during the download ({e})") from None
+        except BaseException:
+            client.abort()
+            raise
+        resp.direct_done()
+        client.sent(len(head) + left)
+        log.debug("%s: %d body bytes copied by a thread", scope["path"], len(head) + left)
+        return True
 
     def _rewrite_location(self, value: bytes, base: str) -> bytes:
         text = value.decode("latin-1")
@@ -633,6 +675,20 @@ async def _client_body(receive: Receive) -> AsyncIterator[bytes]:
             yield chunk
         if not message.get("more_body", False):
             return
+
+
+async def _hang_up(scope: Scope) -> None:
+    """Drop the client connection of a response that cannot be completed (the client sees a short read).
+
+    Done here rather than left to the server, which would log an error about an incomplete response.
+    """
+    client = scope.get("extensions", {}).get(EXTENSION)
+    if isinstance(client, ClientSocket):
+        client.abort()
+        for _ in range(20):  # a few loop turns (more behind TLS) until the server has seen it
+            if client.disconnected:
+                break
+            await asyncio.sleep(0)
 
 
 async def _disconnected(receive: Receive) -> None:

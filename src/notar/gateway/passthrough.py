@@ -189,6 +189,25 @@ class UpstreamResponse:
         except _Broken as e:
             raise GatewayError("UPSTREAM_UNAVAILABLE", f"upstream failed while streaming: {e}") from e
 
+    def direct_source(self) -> tuple[socket.socket, bytes, int] | None:
+        """For a Content-Length body on a plain socket: (socket, bytes already buffered, bytes still to read).
+
+        The caller copies the body itself (notar.gateway.direct) and then calls :meth:`direct_done`.
+        ``None`` when that is not possible (TLS upstream, other framing, the body already in the buffer).
+        """
+        conn = self._conn
+        if self._framing != "length" or conn._sock is None or conn.closed or self._done:
+            return None
+        head = conn._pending
+        if len(head) >= self._length:
+            return None
+        conn._pending = b""
+        return conn._sock, head, self._length - len(head)
+
+    def direct_done(self) -> None:
+        """The whole body was read by the caller after :meth:`direct_source`: the connection may be reused."""
+        self._done = True
+
     def release(self) -> None:
         """Back to the pool if the body was read to the end and the upstream keeps it open, else closed."""
         if self._done and self._reusable and not self._conn.closed:

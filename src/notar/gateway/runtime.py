@@ -12,6 +12,7 @@ from typing import Any
 
 from notar.client import TrustServer
 from notar.gateway.app import GatewayApp, GatewaySettings, create_app
+from notar.gateway.direct import EXTENSION, ClientSocket
 from notar.gateway.errors import ConfigError
 from notar.gateway.policy import TrustPolicy
 from notar.gateway.trust import TrustVerifier
@@ -100,6 +101,15 @@ def _http_protocol() -> type[asyncio.Protocol]:
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
+
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            # the cycle just made for this request (uvicorn builds one per request in this callback), so that
+            # a blob body can be copied to the socket directly (notar.gateway.direct)
+            cycle = self.cycle
+            if cycle is not None and cycle.scope is self.scope and self.transport is not None:
+                extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+                extensions[EXTENSION] = ClientSocket(self.transport, cycle)
 
     return GatewayHttpProtocol
 
