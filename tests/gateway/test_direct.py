@@ -8,6 +8,9 @@ on plain HTTP (direct copies) and once with TLS on the listener (which must stay
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
 import ssl
 import threading
 import time
@@ -131,3 +134,31 @@ def test_no_server_errors_logged(served: Served) -> None:
     """Failed and abandoned downloads are logged by the gateway as such, not as server errors."""
     text = served.log.read_text()
     assert "Traceback" not in text and "ERROR" not in text, text[-3000:]
+
+
+def test_sigterm_with_a_stalled_download_stops_in_time(
+    upstream: Upstream, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A client that stops reading must not hold the gateway up past --shutdown-timeout."""
+    with run_gateway(
+        tmp_path_factory.mktemp("gw-stall"),
+        upstream=f"http://127.0.0.1:{upstream.port}",
+        trust_server="http://127.0.0.1:9",
+        ca=None,
+        config=None,
+        extra=("--shutdown-timeout", "1", "--log-level", "debug"),
+    ) as gw:
+        host, port = gw.host.split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            s.sendall(b"GET /v2/a/b/blobs/sha256:big HTTP/1.1\r\nHost: gw\r\n\r\n")
+            got = 0
+            while got < 1024 * 1024:
+                got += len(s.recv(65536))
+            time.sleep(0.5)  # the copy thread is now blocked on the full socket
+            os.kill(gw.process.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while gw.process.running() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not gw.process.running(), "the gateway did not stop with a stalled download"
+            assert deadline - time.monotonic() > 8, "it took longer than the shutdown timeout allows"

@@ -71,6 +71,14 @@ __all__ = ["gateway"]
     help="Seconds a verified answer is reused before the trust data is checked again.",
 )
 @click.option(
+    "--shutdown-timeout",
+    envvar="NOTAR_GATEWAY_SHUTDOWN_TIMEOUT",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Seconds running requests (downloads) get to finish after SIGTERM before they are cut off.",
+)
+@click.option(
     "--log-level",
     envvar="NOTAR_LOG_LEVEL",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -88,6 +96,7 @@ def gateway(
     tls_key: str | None,
     trust_dir: str | None,
     cache_ttl: float,
+    shutdown_timeout: int,
     log_level: str,
 ) -> None:
     """Run a registry gateway that serves only signed content (Docker Content Trust at the registry).
@@ -113,6 +122,7 @@ def gateway(
         trust_dir=trust_dir,
         cache_ttl=cache_ttl,
         log_level=log_level,
+        shutdown_timeout=shutdown_timeout,
     )
     try:
         serve(config)

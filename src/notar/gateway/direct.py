@@ -88,6 +88,7 @@ class BodyMover:
         self._free = threads
         self._io_timeout = io_timeout
         self._closed = False
+        self._active: set[threading.Event] = set()
 
     def available(self) -> bool:
         return not self._closed and self._free > 0
@@ -112,6 +113,7 @@ class BodyMover:
         stop = threading.Event()
         dst = socket.socket(fileno=os.dup(dst_fd))
         self._free -= 1
+        self._active.add(stop)
         loop = asyncio.get_running_loop()
         try:
             job = loop.run_in_executor(self._pool, _copy, src, dst, head, left, self._io_timeout, stop)
@@ -125,12 +127,16 @@ class BodyMover:
                     await job
                 raise
         finally:
+            self._active.discard(stop)
             self._free += 1
             dst.close()  # the duplicate only; the server owns the connection
             src.setblocking(False)  # back to the event loop's mode
 
     def close(self) -> None:
+        """No new copies; running ones stop within about a second (their clients see a short read)."""
         self._closed = True
+        for stop in list(self._active):
+            stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -35,6 +35,7 @@ class GatewayConfig:
     trust_dir: str | None = None  # default: a temporary directory (trust on first use per run)
     cache_ttl: float = 5.0
     log_level: str = "info"
+    shutdown_timeout: int = 30  # seconds in-flight requests get to finish after SIGTERM
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -146,4 +147,5 @@ def serve(config: GatewayConfig) -> None:
         server_header=False,
         loop="uvloop",
         http=_http_protocol(),
+        timeout_graceful_shutdown=config.shutdown_timeout,
     )
