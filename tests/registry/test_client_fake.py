@@ -19,8 +19,10 @@ from notar.registry import (
     AuthenticationError,
     BlobNotFoundError,
     Credentials,
+    Descriptor,
     DigestMismatchError,
     DockerConfigCredentials,
+    Manifest,
     ManifestNotFoundError,
     RegistryClient,
     RegistryError,
@@ -112,6 +114,9 @@ def test_head_by_digest_with_another_digest(fake: FakeRegistry) -> None:
         client.head_manifest(REPO, wanted)
 
 
+_CONFIG = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "a" * 64, "size": 2}
+
+
 @pytest.mark.parametrize(
     ("content_type", "body", "error", "message"),
     [
@@ -126,17 +131,58 @@ def test_head_by_digest_with_another_digest(fake: FakeRegistry) -> None:
         ("text/html", {"schemaVersion": 2}, UnsupportedManifestError, "'text/html'"),
         (OCI_MANIFEST, {"schemaVersion": 2, "mediaType": OCI_INDEX}, RegistryProtocolError, "but mediaType"),
         (OCI_MANIFEST, ["not", "an", "object"], RegistryProtocolError, "not a JSON object"),
+        # no mediaType in the body: the shape decides, a Content-Type that contradicts it is an error
+        (
+            OCI_INDEX,
+            {"schemaVersion": 2, "config": _CONFIG, "layers": []},
+            RegistryProtocolError,
+            "does not fit",
+        ),
+        (OCI_MANIFEST, {"schemaVersion": 2, "manifests": []}, RegistryProtocolError, "does not fit"),
+        (OCI_MANIFEST, {"schemaVersion": 2}, RegistryProtocolError, "neither a config nor"),
+        (OCI_MANIFEST, "[" * 100_000, RegistryProtocolError, "not a JSON object"),
     ],
 )
 def test_bad_manifests(
     fake: FakeRegistry, content_type: str, body: object, error: type[RegistryError], message: str
 ) -> None:
-    data = json.dumps(body).encode()
+    data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
     fake.override(
         "GET", manifest_path("1.0"), lambda r: Response(data, headers={"Content-Type": content_type})
     )
     with fake.client() as client, pytest.raises(error, match=message):
         client.get_manifest(REPO, "1.0")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"schemaVersion": 2, "manifests": []}, OCI_INDEX),
+        ({"schemaVersion": 2, "config": _CONFIG, "layers": []}, OCI_MANIFEST),
+    ],
+)
+def test_manifest_without_media_type_is_typed_by_its_shape(
+    fake: FakeRegistry, body: dict[str, object], expected: str
+) -> None:
+    data = json.dumps(body).encode()
+    fake.override(
+        "GET", manifest_path("1.0"), lambda r: Response(data, headers={"Content-Type": "application/json"})
+    )
+    with fake.client() as client:
+        manifest = client.get_manifest(REPO, "1.0")
+    assert manifest.media_type == expected
+    assert manifest.references() == (
+        [] if expected == OCI_INDEX else [Descriptor(_CONFIG["mediaType"], _CONFIG["digest"], 2)]
+    )
+
+
+def test_references_need_the_fields_of_their_type() -> None:
+    index = Manifest(sha256(b"{}"), 2, OCI_INDEX, b"{}")
+    with pytest.raises(RegistryProtocolError, match="no manifests list"):
+        index.references()
+    image = Manifest(sha256(b"{}"), 2, OCI_MANIFEST, b"{}")
+    with pytest.raises(RegistryProtocolError, match="no config descriptor"):
+        image.references()
 
 
 def test_generic_content_type_uses_the_media_type_field(fake: FakeRegistry) -> None:

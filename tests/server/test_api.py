@@ -213,6 +213,8 @@ def test_bad_uploads_store_nothing(client: TestClient) -> None:
     expect(400, "MALFORMED_JSON", content=body, headers={"Content-Type": ctype})
     body, ctype = multipart({"root": good["root"], "targets": b"[1,2]"})
     expect(400, "MALFORMED_JSON", content=body, headers={"Content-Type": ctype})
+    body, ctype = multipart({"root": good["root"], "targets": b"[" * 100_000})  # too deep for a parser
+    expect(400, "MALFORMED_JSON", content=body, headers={"Content-Type": ctype})
     body, ctype = multipart({"root": good["root"], "targets": b"x" * 300_000})
     expect(413, "TOO_LARGE", content=body, headers={"Content-Type": ctype})
     # a bad signature on targets

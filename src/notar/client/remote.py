@@ -139,7 +139,7 @@ class TrustServer:
             raise TrustServerError("trust server returned a bad response: key is too large")
         try:
             return PublicKey.from_dict(json.loads(response.content))
-        except (ValueError, CryptoError) as e:
+        except (ValueError, CryptoError, RecursionError) as e:
             raise TrustServerError(f"trust server returned a malformed {role} key: {e}") from e
 
     # -- writes -----------------------------------------------------------------------------------------
@@ -184,5 +184,5 @@ def _error_text(response: httpx.Response) -> str:
                 msg = f"{msg} {detail['Error'].get('Msg', '')}".strip()
             texts.append(str(msg))
         return (": " + "; ".join(texts)) if texts else ""
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ""

@@ -399,7 +399,7 @@ class GatewayApp:
                     for m in body.get("manifests") or []
                     if isinstance(m, dict) and isinstance(m.get("digest"), str)
                 )
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
         self._children[digest] = children
         while len(self._children) > _CHILDREN_CACHE_SIZE:
@@ -448,7 +448,7 @@ class GatewayApp:
         if not media_type:
             try:
                 media_type = str(json.loads(data).get("mediaType") or "")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 media_type = ""
         return _Fetched(data, media_type or "application/octet-stream")
 

@@ -42,7 +42,15 @@ from notar.registry.errors import (
     RepositoryNotFoundError,
     UnsupportedManifestError,
 )
-from notar.registry.manifest import ACCEPTED_MANIFEST_TYPES, SCHEMA1_MEDIA_TYPES, Descriptor, Manifest
+from notar.registry.manifest import (
+    ACCEPTED_MANIFEST_TYPES,
+    INDEX_MEDIA_TYPES,
+    MEDIA_TYPE_OCI_INDEX,
+    MEDIA_TYPE_OCI_MANIFEST,
+    SCHEMA1_MEDIA_TYPES,
+    Descriptor,
+    Manifest,
+)
 from notar.registry.reference import (
     DEFAULT_DOMAIN,
     LEGACY_DEFAULT_DOMAIN,
@@ -123,11 +131,21 @@ def _content_length(resp: httpx.Response) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def _manifest_shape(body: dict[str, object]) -> str | None:
+    """OCI index or OCI image manifest, by the fields a body without ``mediaType`` has; ``None`` if unclear."""
+    has_config, has_manifests = "config" in body, "manifests" in body
+    if has_manifests and not has_config:
+        return MEDIA_TYPE_OCI_INDEX
+    if has_config and not has_manifests:
+        return MEDIA_TYPE_OCI_MANIFEST
+    return None
+
+
 def _parse_errors(body: bytes) -> list[ErrorDetail]:
     """The registry's ``{"errors": [...]}`` envelope (or an OAuth ``{"error": ...}``), else nothing."""
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     if not isinstance(value, dict):
         return []
@@ -292,7 +310,7 @@ class RegistryClient:
     def _parse_tags(self, body: bytes, what: str) -> list[str]:
         try:
             value = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             value = None
         if not isinstance(value, dict):
             raise self._err(RegistryProtocolError, what, "the answer is not a JSON object")
@@ -735,7 +753,7 @@ class RegistryClient:
         header_type = _media_type(content_type)
         try:
             body = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         if not isinstance(body, dict):
             raise self._err(RegistryProtocolError, what, "the manifest is not a JSON object")
@@ -744,13 +762,28 @@ class RegistryClient:
             raise self._schema1(what)
         if schema != 2:
             raise self._err(UnsupportedManifestError, what, f"unsupported schemaVersion {schema!r}")
+        generic = header_type in ("", "application/json", _OCTET_STREAM)
+        if field_type is None and (generic or header_type in ACCEPTED_MANIFEST_TYPES):
+            # no mediaType in the (digest-checked) body: the body's shape decides, never the header alone,
+            # which the registry controls (an image manifest served as an index would pull as nothing)
+            shape = _manifest_shape(body)
+            if shape is None:
+                raise self._err(
+                    RegistryProtocolError, what, "the manifest has neither a config nor a manifests list"
+                )
+            if header_type in ACCEPTED_MANIFEST_TYPES:
+                if (header_type in INDEX_MEDIA_TYPES) != (shape == MEDIA_TYPE_OCI_INDEX):
+                    raise self._err(
+                        RegistryProtocolError, what, f"Content-Type {header_type} does not fit the manifest"
+                    )
+                return header_type
+            return shape
         if header_type in ACCEPTED_MANIFEST_TYPES:
-            if field_type is not None and field_type != header_type:
+            if field_type != header_type:
                 raise self._err(
                     RegistryProtocolError, what, f"Content-Type {header_type} but mediaType {field_type!r}"
                 )
             return header_type
-        generic = header_type in ("", "application/json", _OCTET_STREAM)
         if generic and isinstance(field_type, str) and field_type in ACCEPTED_MANIFEST_TYPES:
             return field_type
         shown = header_type or field_type
@@ -890,7 +923,7 @@ class RegistryClient:
             raise self._err(cls, what, text, status_code=resp.status_code, details=details)
         try:
             value = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             value = None
         if not isinstance(value, dict):
             raise self._err(

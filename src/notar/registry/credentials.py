@@ -162,7 +162,7 @@ class DockerConfigCredentials:
             raise CredentialsError(f"docker config {self.path} is larger than {_MAX_CONFIG_SIZE} bytes")
         try:
             value = json.loads(raw) if raw.strip() else {}
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             # the message of a JSON error quotes no content beyond a position, so no secret leaks
             raise CredentialsError(f"docker config {self.path} is not valid JSON: {e}") from None
         if not isinstance(value, dict):
@@ -250,7 +250,7 @@ class DockerConfigCredentials:
             )
         try:
             answer = json.loads(result.stdout)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise CredentialsError(
                 f"credential helper {program} printed something that is not JSON for {server}",
                 registry=server,

@@ -80,7 +80,7 @@ class Manifest:
         """The manifest parsed as a JSON object."""
         try:
             value = json.loads(self.data)
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise RegistryProtocolError(f"manifest {self.digest} is not valid JSON: {e}") from e
         if not isinstance(value, dict):
             raise RegistryProtocolError(f"manifest {self.digest} is not a JSON object")
@@ -91,8 +91,12 @@ class Manifest:
         body = self.json()
         items: list[object]
         if self.is_index:
+            if "manifests" not in body:
+                raise RegistryProtocolError(f"index {self.digest} has no manifests list")
             items = _as_list(body.get("manifests"))
         else:
+            if not isinstance(body.get("config"), dict):
+                raise RegistryProtocolError(f"manifest {self.digest} has no config descriptor")
             items = [body.get("config"), *_as_list(body.get("layers"))]
         out = []
         for item in items:

@@ -371,7 +371,7 @@ class NotaryApp:
                     signed = doc["signed"]
                     if not isinstance(signed, dict) or not isinstance(doc.get("signatures", []), list | None):
                         raise TypeError
-                except (ValueError, TypeError, KeyError) as e:
+                except (ValueError, TypeError, KeyError, RecursionError) as e:
                     raise ServerError("MALFORMED_JSON") from e
                 if role == roles.TIMESTAMP:
                     continue  # notary ignores uploaded timestamps: the server always makes its own

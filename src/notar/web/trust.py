@@ -276,7 +276,7 @@ def _target_names(data: bytes) -> dict[str, str | None]:
     """Target name -> claimed sha256 hex of an (unverified) targets file; {} if it does not parse."""
     try:
         targets = json.loads(data)["signed"]["targets"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return {}
     if not isinstance(targets, dict):
         return {}
@@ -385,7 +385,7 @@ class TrustReader:
             return None
         try:
             version = int(json.loads(meta.data)["signed"]["version"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             version = 0
         return version, meta.data
 
