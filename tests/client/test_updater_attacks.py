@@ -673,6 +673,23 @@ def test_unauthorized_timestamp_uses_the_cached_timestamp(sw: Swizzler, client: 
     assert digest_of(client.refresh(), "1.0") == sha("releases:1.0")
 
 
+@pytest.mark.parametrize("how", ["down", "500", "404", "401"])
+def test_without_offline_fallback_a_server_failure_is_a_refusal(
+    sw: Swizzler, client: Updater, trust_dir: Path, how: str
+) -> None:
+    """``offline=False`` (the gateway): no valid answer from the server, no verified view, cache or not."""
+    client.refresh()
+    if how == "down":
+        sw.down = True
+    elif how == "404":
+        del sw.files["timestamp.json"]
+    else:
+        sw.status["timestamp.json"] = int(how)
+    client.offline = False
+    with pytest.raises(NotarError):
+        client.refresh()
+
+
 def test_server_down_and_cached_timestamp_expired(
     sw: Swizzler, client: Updater, trust_dir: Path, clock: Clock
 ) -> None:

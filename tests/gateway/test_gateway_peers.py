@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from tests.gateway.conftest import Gateway, Signer, run_gateway
-from tests.peers import Registry, free_port
+from tests.peers import LabPKI, Registry, free_port
 from tests.registry.images import Skopeo, make_image, make_index, write_oci_layout
-from tests.servers import NotarServer
+from tests.servers import NotarServer, run_notar_server
 
 pytestmark = pytest.mark.peers
 
@@ -338,3 +338,38 @@ def test_release_engineer_flow_through_the_gateway(
         hashlib.sha256(skopeo.inspect_raw(f"{image_name}:2.0")).hexdigest()
         == upstream_only.manifest.digest.split(":")[1]
     )
+
+
+def test_names_without_trust_data_leave_nothing_behind(gateway: Gateway) -> None:
+    """Anyone can ask for any name: no trust data means no trace in the trust directory."""
+    trust = gateway.log.parent / "trust"
+    prefix = f"flood-{uuid.uuid4().hex[:8]}"
+    with http() as c:
+        for i in range(20):
+            r = c.get(f"{gateway.url}/v2/{prefix}/r{i}/manifests/latest")
+            assert r.status_code == 404 and "no valid trust data" in r.text.lower()
+    leftovers = [p for p in trust.rglob("*") if prefix in str(p)]
+    assert leftovers == []
+
+
+def test_trust_server_down_fails_closed_even_with_cached_trust_data(
+    registry: Registry, lab_pki: LabPKI, tmp_path: Path, repo: str
+) -> None:
+    """The gateway never falls back to cached trust data: what it cannot verify now, it does not serve."""
+    with (
+        run_notar_server(lab_pki, tmp_path / "trust-server") as server,
+        run_gateway(
+            tmp_path / "gw",
+            upstream=registry.url,
+            trust_server=server.url,
+            ca=server.ca,
+            extra=("--cache-ttl", "0"),
+        ) as gw,
+    ):
+        signed = push_upstream(registry, tmp_path, repo, "1.0", "cached then down")
+        Signer(server, tmp_path / "signer").sign(gw.gun(repo), {"1.0": signed})
+        with http() as c:
+            assert c.get(f"{gw.url}/v2/{repo}/manifests/1.0").status_code == 200  # trust data now cached
+            server.process.stop()
+            r = c.get(f"{gw.url}/v2/{repo}/manifests/1.0")
+        assert r.status_code == 503 and r.json()["errors"][0]["code"] == "TRUST_UNAVAILABLE"

@@ -85,6 +85,11 @@ class Upstream:
                 b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:%d/v2/a/b/blobs/sha256:cl\r\n"
                 b"Content-Length: 0\r\n\r\n" % self.port
             )
+        elif name == b"headbody":  # a broken registry: another answer nobody asked for, after a HEAD
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BLOB))
+            await writer.drain()
+            await asyncio.sleep(0.2)  # the stray bytes arrive after the gateway pooled the connection
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")
         elif name == b"short":  # announces the whole blob, sends half of it, hangs up
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BLOB))
             writer.write(BLOB[: len(BLOB) // 2] if send_body else b"")
@@ -226,3 +231,15 @@ def test_upstream_down_is_a_clear_502() -> None:
             await app.aclose()
 
     asyncio.run(main())
+
+
+def test_stray_bytes_on_an_idle_connection_are_never_read_as_an_answer() -> None:
+    async def test(up: Upstream, app: GatewayApp) -> None:
+        status, _, body = await _call(app, "HEAD", "/v2/a/b/blobs/sha256:headbody")
+        assert status == 200 and body == b""
+        await asyncio.sleep(0.5)
+        for _ in range(2):
+            status, _, body = await _call(app, "GET", "/v2/a/b/blobs/sha256:cl")
+            assert status == 200 and body == BLOB
+
+    _run(test)

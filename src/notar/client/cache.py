@@ -72,6 +72,20 @@ class TrustCache:
             for path in sorted(directory.rglob("*.json"), reverse=True):
                 path.unlink()
 
+    def forget_if_empty(self, gun: str) -> None:
+        """Remove *gun*'s directory (its lock file) when nothing is cached for it, and empty parents."""
+        directory = self._dir(gun).parent
+        root = self.trust_dir / "tuf"
+        if not directory.is_dir() or any(directory.rglob("*.json")):
+            return
+        with contextlib.suppress(OSError):
+            (directory / ".lock").unlink(missing_ok=True)
+            for path in sorted((p for p in directory.rglob("*") if p.is_dir()), reverse=True):
+                path.rmdir()
+            while directory != root and directory.is_relative_to(root):
+                directory.rmdir()  # stops at the first directory that is not empty (OSError)
+                directory = directory.parent
+
     @contextlib.contextmanager
     def lock(self, gun: str) -> Iterator[None]:
         """An exclusive per-repository lock (held across an update or publish)."""

@@ -131,12 +131,16 @@ class Updater:
         *,
         pinning: TrustPinning | None = None,
         clock: Callable[[], GoTime] = GoTime.now,
+        offline: bool = True,
     ) -> None:
         self.gun = gun
         self.server = server
         self.cache = cache
         self.pinning = pinning
         self.clock = clock
+        # offline: when the server cannot give a timestamp, go on with the cached one while it is valid (what
+        # notary and docker do for a client); False for enforcement points, which must fail closed instead
+        self.offline = offline
         self._cache_reads: dict[str, bytes | None] = {}
 
     def refresh(self) -> TrustedRepo:
@@ -231,7 +235,7 @@ class Updater:
         try:
             data = self.server.get(self.gun, roles.TIMESTAMP, max_bytes=MAX_TIMESTAMP_BYTES)
         except (TrustServerUnavailableError, MetadataNotFoundError, PermissionDeniedError) as e:
-            if cached is None:
+            if cached is None or not self.offline:
                 raise
             log.warning("using cached timestamp for %s: %s", self.gun, e)
             verify_signatures(cached, keys)

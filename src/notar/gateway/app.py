@@ -43,6 +43,7 @@ from notar.registry import (
     ACCEPTED_MANIFEST_TYPES,
     MEDIA_TYPE_DOCKER_MANIFEST_LIST,
     MEDIA_TYPE_OCI_INDEX,
+    MEDIA_TYPE_OCI_MANIFEST,
     InvalidDigestError,
     InvalidReferenceError,
     validate_digest,
@@ -86,6 +87,22 @@ _HOP_BY_HOP: Final = frozenset(
         b"host",
     }
 )
+# what a proxy in front of the gateway says about the client: not passed on, or the registry would build its
+# Location headers for that address and they could not be rewritten to the gateway's (and would name the upstream)
+_PROXY_HEADERS: Final = frozenset(
+    {
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+        b"x-forwarded-port",
+        b"x-real-ip",
+    }
+)
+# upstream answers to a manifest GET that are relayed as they are: auth challenges and throttling, none of
+# which a client takes for a manifest; any other non-200 answer is an upstream failure
+_RELAYED_STATUSES: Final = frozenset({401, 403, 429})
+_MAX_INDEX_DEPTH: Final = 4
 _INDEX_TYPES: Final = frozenset({MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_MANIFEST_LIST})
 _CHILDREN_CACHE_SIZE: Final = 4096
 _ACCEPT_ALL: Final = ", ".join(
@@ -178,7 +195,7 @@ class GatewayApp:
             follow_redirects=False,
             trust_env=False,
         )
-        self._children: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._children: OrderedDict[str, frozenset[str]] = OrderedDict()  # manifest -> all below it
         self.blobs: BlobPassthrough | None = None
         if settings.fast_blobs and transport is None:
             self.blobs = BlobPassthrough(
@@ -310,6 +327,12 @@ class GatewayApp:
                 "DENIED",
                 f"the registry's manifest {digest} is {len(fetched.data)} bytes, the signed size is {size}",
             )
+        if not _accepts(scope, fetched.media_type):
+            raise GatewayError(
+                "MANIFEST_UNKNOWN",
+                f"the signed manifest {digest} is a {fetched.media_type}, which the client does not accept",
+                detail={"Digest": digest, "MediaType": fetched.media_type},
+            )
         headers = [
             (b"content-type", fetched.media_type.encode("latin-1")),
             (b"content-length", str(len(fetched.data)).encode()),
@@ -327,12 +350,12 @@ class GatewayApp:
         if ref.tag is None:  # by digest: content-addressed, the registry checks the digest
             await self._proxy(scope, receive, send, path=f"/v2/{ref.name}/manifests/{ref.digest}")
             return
-        body = await _read_body(receive, self.settings.max_manifest_bytes)
+        body = await _read_body(receive, self.settings.max_manifest_bytes, scope)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         view = await self.verifier.view(gun)
         signed = view.tags.get(ref.tag)
         if signed is None or signed.digest != digest:
-            view = await self.verifier.view(gun, max_age=0.0)  # just signed? do not trust a stale cache
+            view = await self.verifier.view(gun, fresh=True)  # just signed? do not trust a stale cache
             signed = view.tags.get(ref.tag)
         if signed is None or signed.digest != digest:
             now = f"signed as {signed.digest}" if signed is not None else "not signed"
@@ -347,7 +370,7 @@ class GatewayApp:
     async def _delete_manifest(
         self, scope: Scope, receive: Receive, send: Send, ref: _ManifestRef, gun: str
     ) -> None:
-        view = await self.verifier.view(gun, max_age=0.0)  # deleting is rare: decide on fresh data
+        view = await self.verifier.view(gun, fresh=True)  # deleting: decide on fresh data
         if ref.tag is not None:
             if ref.tag in view.tags:
                 raise GatewayError(
@@ -356,7 +379,7 @@ class GatewayApp:
         else:
             assert ref.digest is not None
             tags = view.tags_for(ref.digest)
-            if tags or await self._digest_allowed(scope, ref.name, ref.digest, view):
+            if tags or await self._digest_allowed(scope, ref.name, ref.digest, view, deleting=True):
                 by = f"signed tag(s) {', '.join(tags)}" if tags else "a signed index"
                 raise GatewayError(
                     "DENIED",
@@ -364,19 +387,40 @@ class GatewayApp:
                 )
         await self._proxy(scope, receive, send, path=f"/v2/{ref.name}/manifests/{ref.tag or ref.digest}")
 
-    async def _digest_allowed(self, scope: Scope, name: str, digest: str, view: TrustView) -> bool:
+    async def _digest_allowed(
+        self, scope: Scope, name: str, digest: str, view: TrustView, *, deleting: bool = False
+    ) -> bool:
+        """Whether *digest* is signed, or (``allow_index_children``) below a signed index.
+
+        An index the registry does not return cannot be searched: for a GET that means "no" (fail closed);
+        for a DELETE (*deleting*) it is a refusal, since the manifest might belong to it.
+        """
         signed = view.digests
         if digest in signed:
             return True
         if not self.settings.policy.allow_index_children:
             return False
+        unknown = []
         for parent in sorted(signed):
-            if digest in await self._index_children(scope, name, parent):
+            below = await self._descendants(scope, name, parent)
+            if below is None:
+                unknown.append(parent)
+            elif digest in below:
                 return True
+        if unknown and deleting:
+            raise GatewayError(
+                "DENIED",
+                f"cannot tell whether {digest} belongs to the signed index {unknown[0]} of {name} (the registry "
+                "did not return it): not deleted",
+            )
         return False
 
-    async def _index_children(self, scope: Scope, name: str, digest: str) -> frozenset[str]:
-        """The manifests an index lists (empty for an image manifest); cached: content-addressed."""
+    async def _descendants(
+        self, scope: Scope, name: str, digest: str, depth: int = 0
+    ) -> frozenset[str] | None:
+        """The manifests below *digest*: an index's entries and, for nested indexes, theirs (down to
+        :data:`_MAX_INDEX_DEPTH` levels); empty for an image manifest. ``None`` when a manifest on the way
+        could not be fetched (not cached, so it is asked again next time). Cached: content-addressed."""
         cached = self._children.get(digest)
         if cached is not None:
             self._children.move_to_end(digest)
@@ -385,26 +429,22 @@ class GatewayApp:
             fetched = await self._fetch_manifest(scope, name, digest, send=None)
         except GatewayError as e:
             log.info("cannot check index %s of %s: %s", digest, name, e.message)
-            return frozenset()
+            return None
         if fetched is None:
-            return frozenset()
-        children: frozenset[str] = frozenset()
-        try:
-            body = json.loads(fetched.data)
-            if isinstance(body, dict) and (
-                fetched.media_type in _INDEX_TYPES or body.get("mediaType") in _INDEX_TYPES
-            ):
-                children = frozenset(
-                    m["digest"]
-                    for m in body.get("manifests") or []
-                    if isinstance(m, dict) and isinstance(m.get("digest"), str)
-                )
-        except (ValueError, RecursionError):
-            pass
-        self._children[digest] = children
+            return None
+        found: set[str] = set()
+        for child, child_type in _index_entries(fetched):
+            found.add(child)
+            if child_type in _INDEX_TYPES and depth + 1 < _MAX_INDEX_DEPTH:
+                below = await self._descendants(scope, name, child, depth + 1)
+                if below is None:
+                    return None
+                found |= below
+        result = frozenset(found)
+        self._children[digest] = result
         while len(self._children) > _CHILDREN_CACHE_SIZE:
             self._children.popitem(last=False)
-        return children
+        return result
 
     async def _fetch_manifest(
         self, scope: Scope, name: str, digest: str, *, send: Send | None
@@ -427,11 +467,14 @@ class GatewayApp:
                     "MANIFEST_UNKNOWN", f"the signed manifest {digest} of {name} is not in the registry"
                 )
             if resp.status_code != 200:
-                if send is not None:
-                    await self._relay(scope, send, resp)
-                else:
-                    await resp.aread()
-                return None
+                if resp.status_code in _RELAYED_STATUSES:
+                    if send is not None:
+                        await self._relay(scope, send, resp)
+                    return None
+                raise GatewayError(
+                    "UPSTREAM_UNAVAILABLE",
+                    f"the registry answered {resp.status_code} for the manifest {digest} of {name}",
+                )
             chunks, size = [], 0
             async for chunk in resp.aiter_bytes():
                 size += len(chunk)
@@ -444,13 +487,7 @@ class GatewayApp:
         actual = "sha256:" + hashlib.sha256(data).hexdigest()
         if actual != digest:
             raise GatewayError("DENIED", f"the registry returned {actual} for the signed manifest {digest}")
-        media_type = resp.headers.get("content-type", "").split(";")[0].strip()
-        if not media_type:
-            try:
-                media_type = str(json.loads(data).get("mediaType") or "")
-            except (ValueError, AttributeError, RecursionError):
-                media_type = ""
-        return _Fetched(data, media_type or "application/octet-stream")
+        return _Fetched(data, _manifest_type(data, resp.headers.get("content-type", "")))
 
     # -- the streaming proxy ----------------------------------------------------------------------------------
     def _url(self, path: str, query: bytes) -> str:
@@ -640,8 +677,69 @@ def _no_trust(tag: str, view: TrustView) -> str:
     return f"no valid trust data for {tag}"
 
 
+def _index_entries(fetched: _Fetched) -> list[tuple[str, str]]:
+    """(digest, media type) of the manifests an index lists; empty for anything else."""
+    if fetched.media_type not in _INDEX_TYPES:
+        return []
+    try:
+        body = json.loads(fetched.data)
+    except (ValueError, RecursionError):
+        return []
+    entries = body.get("manifests") if isinstance(body, dict) else None
+    out = []
+    for m in entries if isinstance(entries, list) else []:
+        if not isinstance(m, dict) or not isinstance(m.get("digest"), str):
+            continue
+        try:
+            child = validate_digest(m["digest"])
+        except InvalidDigestError:
+            continue
+        media_type = m.get("mediaType")
+        out.append((child, media_type if isinstance(media_type, str) else ""))
+    return out
+
+
+def _manifest_type(data: bytes, content_type: str) -> str:
+    """The media type of verified manifest bytes: their own ``mediaType``, else the registry's header if it
+    names a manifest type of the right kind, else what the body's shape says."""
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        body = None
+    if isinstance(body, dict):
+        field = body.get("mediaType")
+        if isinstance(field, str) and field:
+            return field
+        is_index = "manifests" in body and "config" not in body
+        header = content_type.split(";")[0].strip().lower()
+        if header in ACCEPTED_MANIFEST_TYPES and (header in _INDEX_TYPES) == is_index:
+            return header
+        if is_index:
+            return MEDIA_TYPE_OCI_INDEX
+        if "config" in body:
+            return MEDIA_TYPE_OCI_MANIFEST
+    return "application/octet-stream"
+
+
+def _accepts(scope: Scope, media_type: str) -> bool:
+    """Whether the client's ``Accept`` allows *media_type* (no header: anything)."""
+    values = [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"accept"]
+    if not values:
+        return True
+    wanted = {part.split(";")[0].strip().lower() for v in values for part in v.split(",")}
+    wanted.discard("")
+    if not wanted:
+        return True
+    major = media_type.split("/")[0]
+    return bool(wanted & {media_type, "*/*", f"{major}/*"})
+
+
 def _forward_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
-    out = [(k.lower(), v) for k, v in scope["headers"] if k.lower() not in _HOP_BY_HOP]
+    out = [
+        (k.lower(), v)
+        for k, v in scope["headers"]
+        if k.lower() not in _HOP_BY_HOP and k.lower() not in _PROXY_HEADERS
+    ]
     out.append((b"via", f"1.1 notar-gateway/{__version__}".encode()))
     return out
 
@@ -697,7 +795,11 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-async def _read_body(receive: Receive, cap: int) -> bytes:
+async def _read_body(receive: Receive, cap: int, scope: Scope | None = None) -> bytes:
+    if scope is not None:
+        for k, v in scope["headers"]:
+            if k.lower() == b"content-length" and v.strip().isdigit() and int(v) > cap:
+                raise GatewayError("TOO_LARGE", f"manifests are limited to {cap} bytes")
     chunks, size = [], 0
     async for chunk in _client_body(receive):
         size += len(chunk)
@@ -714,5 +816,7 @@ async def _send_error(send: Callable[[Message], Awaitable[None]], e: GatewayErro
         (b"content-length", str(len(body)).encode()),
         (b"docker-distribution-api-version", b"registry/2.0"),
     ]
+    if e.code == "UNSUPPORTED":
+        headers.append((b"allow", b"GET, HEAD, PUT, DELETE"))
     await send({"type": "http.response.start", "status": e.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body, "more_body": False})

@@ -121,6 +121,21 @@ class _Conn:
             if len(buf) > _MAX_HEAD:
                 raise _Broken("chunk header line too long")
 
+    def idle_and_clean(self) -> bool:
+        """Nothing waits to be read on the idle connection (no EOF, no stray bytes from a broken answer)."""
+        if self._pending:
+            return False
+        sock = self._sock
+        if sock is None:  # TLS: stray bytes are found by the framing checks of the next answer instead
+            assert self._streams is not None
+            return not self._streams[0].at_eof() and not self._streams[1].transport.is_closing()
+        try:
+            return not sock.recv(1, socket.MSG_PEEK)  # b"" would be EOF: also not clean
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+
     def close(self) -> None:
         if self.closed:
             return
@@ -349,6 +364,9 @@ class BlobPassthrough:
     def _take(self) -> _Conn | None:
         while self._idle:
             conn = self._idle.pop()
+            if not conn.idle_and_clean():
+                conn.close()  # closed by the upstream, or bytes nobody asked for: never reuse
+                continue
             conn.reused = True
             return conn
         return None

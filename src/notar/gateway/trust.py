@@ -1,11 +1,14 @@
 """Verified trust data per repository, through the client update workflow, cached for a short TTL.
 
-:class:`TrustVerifier` runs :meth:`notar.client.Repository.refresh` (root -> timestamp -> snapshot ->
-targets, every signature and hash checked, rollback protection through its own trust cache) and turns
+:class:`TrustVerifier` runs the client's :class:`notar.client.Updater` (root -> timestamp -> snapshot ->
+targets, every signature and hash checked, rollback protection through its own trust cache; without the
+client's offline fallback to a cached timestamp, so a trust server that cannot be reached is a refusal) and turns
 the result into a :class:`TrustView`: each signed tag resolved with docker's rule (``targets/releases``
 wins over ``targets``). Results -- including "this repository has no trust data" -- are kept for
 ``ttl`` seconds; failures (trust server down, invalid data) are never cached, so they fail closed on
 every request until the cause is fixed. Concurrent requests for one repository share one refresh.
+Memory stays bounded whatever names clients ask for: views and locks are kept for the most recent
+:data:`MAX_VIEWS` repositories, and nothing is left in the trust directory for names without trust data.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import logging
 import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,18 +26,19 @@ from starlette.concurrency import run_in_threadpool
 
 from notar.client import (
     NotSignedError,
-    Repository,
     RepositoryNotFoundError,
     TrustCache,
     TrustDataInvalidError,
     TrustServer,
     TrustServerError,
+    Updater,
 )
 from notar.errors import NotarError
 from notar.gateway.errors import GatewayError
-from notar.keystore import CallbackPassphrases, FileKeyStore
 
-__all__ = ["SignedTag", "TrustVerifier", "TrustView"]
+__all__ = ["MAX_VIEWS", "SignedTag", "TrustVerifier", "TrustView"]
+
+MAX_VIEWS = 10_000
 
 log = logging.getLogger("notar.gateway")
 
@@ -62,10 +67,6 @@ class TrustView:
         return sorted(tag for tag, signed in self.tags.items() if signed.digest == digest)
 
 
-def _no_passphrase(key_id: str, alias: str) -> str | None:
-    return None  # the gateway never signs: it holds no private keys
-
-
 class TrustVerifier:
     """Verifies trust data of GUNs against one trust server (thread-safe; async entry point :meth:`view`)."""
 
@@ -84,11 +85,9 @@ class TrustVerifier:
             trust_dir = Path(self._tmp.name)
         self.trust_dir = Path(trust_dir)
         self.cache = TrustCache(self.trust_dir)
-        # Repository requires a keystore; an empty one (and no passphrases) since nothing is signed here
-        self._keys = FileKeyStore(self.trust_dir / "no-keys", CallbackPassphrases(_no_passphrase))
         self.ttl = ttl
         self.clock = clock
-        self._views: dict[str, TrustView] = {}
+        self._views: OrderedDict[str, TrustView] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self.refreshes = 0  # number of verifications run (for tests and metrics)
 
@@ -101,11 +100,12 @@ class TrustVerifier:
     def verify(self, gun: str) -> TrustView:
         """Run the TUF update for *gun*; raises :class:`GatewayError` (TRUST_UNAVAILABLE or DENIED)."""
         self.refreshes += 1
-        repo = Repository(gun, server=self.server, cache=self.cache, keys=self._keys)
+        started = self.clock()  # the view shows the server's state at some moment after this
         try:
-            trusted = repo.refresh()
+            trusted = Updater(gun, self.server, self.cache, offline=False).refresh()
         except RepositoryNotFoundError:
-            return TrustView(gun, exists=False, verified_at=self.clock())
+            self.cache.forget_if_empty(gun)
+            return TrustView(gun, exists=False, verified_at=started)
         except TrustDataInvalidError as e:
             raise GatewayError("DENIED", f"trust data for {gun} is invalid: {e}") from e
         except TrustServerError as e:
@@ -121,30 +121,50 @@ class TrustVerifier:
             tags[name] = SignedTag(
                 "sha256:" + match.meta.hashes["sha256"].hex(), match.meta.length, match.role
             )
-        return TrustView(gun, exists=True, tags=tags, verified_at=self.clock())
+        return TrustView(gun, exists=True, tags=tags, verified_at=started)
 
     # -- async: cached, coalesced ----------------------------------------------------------------------
-    def cached(self, gun: str, *, max_age: float | None = None) -> TrustView | None:
+    def cached(
+        self, gun: str, *, max_age: float | None = None, since: float | None = None
+    ) -> TrustView | None:
         view = self._views.get(gun)
+        if view is None:
+            return None
+        if since is not None:
+            return view if view.verified_at >= since else None
         limit = self.ttl if max_age is None else min(max_age, self.ttl)
-        if view is not None and self.clock() - view.verified_at < limit:
-            return view
-        return None
+        return view if self.clock() - view.verified_at < limit else None
 
-    async def view(self, gun: str, *, max_age: float | None = None) -> TrustView:
-        """The verified view of *gun*, at most ``max_age`` (default: ``ttl``) seconds old."""
-        view = self.cached(gun, max_age=max_age)
+    async def view(self, gun: str, *, max_age: float | None = None, fresh: bool = False) -> TrustView:
+        """The verified view of *gun*, at most ``max_age`` (default: ``ttl``) seconds old.
+
+        ``fresh``: verified after this call was made (for pushes and deletes, which must see a tag signed a
+        moment ago); concurrent fresh requests share one verification that started after all of them.
+        """
+        since = self.clock() if fresh else None
+        view = self.cached(gun, max_age=max_age, since=since)
         if view is not None:
             return view
-        lock = self._locks.setdefault(gun, asyncio.Lock())
-        async with lock:
-            view = self.cached(gun, max_age=max_age)  # another request may just have refreshed it
-            if view is not None:
+        lock = self._locks.get(gun)
+        if lock is None:
+            lock = self._locks[gun] = asyncio.Lock()
+        try:
+            async with lock:
+                view = self.cached(gun, max_age=max_age, since=since)  # refreshed while this one waited?
+                if view is not None:
+                    return view
+                try:
+                    view = await run_in_threadpool(self.verify, gun)
+                except GatewayError:
+                    self._views.pop(gun, None)
+                    raise
+                self._views[gun] = view
+                self._views.move_to_end(gun)
+                while len(self._views) > MAX_VIEWS:
+                    self._views.popitem(last=False)
                 return view
-            try:
-                view = await run_in_threadpool(self.verify, gun)
-            except GatewayError:
-                self._views.pop(gun, None)
-                raise
-            self._views[gun] = view
-            return view
+        finally:
+            if len(self._locks) > MAX_VIEWS:
+                for name, idle in list(self._locks.items()):
+                    if not idle.locked() and name != gun:
+                        del self._locks[name]
