@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import click
 
 from notar.gateway import ConfigError, GatewayConfig, serve
+from notar.gateway.runtime import MAX_CACHE_TTL, MAX_TRUST_TIMEOUT, seconds_problem
 
 __all__ = ["gateway"]
+
+
+def _seconds(*, maximum: float, zero_ok: bool) -> Callable[[click.Context, click.Parameter, float], float]:
+    """A callback checking a float option: finite and in range (``click.FloatRange`` lets ``nan`` through)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: float) -> float:
+        problem = seconds_problem(value, maximum=maximum, zero_ok=zero_ok)
+        if problem:
+            raise click.BadParameter(problem, ctx, param)
+        return value
+
+    return check
 
 
 @click.command()
@@ -65,10 +79,20 @@ __all__ = ["gateway"]
 @click.option(
     "--cache-ttl",
     envvar="NOTAR_GATEWAY_CACHE_TTL",
-    type=click.FloatRange(min=0),
+    type=float,
+    callback=_seconds(maximum=MAX_CACHE_TTL, zero_ok=True),
     default=5.0,
     show_default=True,
-    help="Seconds a verified answer is reused before the trust data is checked again.",
+    help="Seconds a verified answer is reused before the trust data is checked again (0 to 3600).",
+)
+@click.option(
+    "--trust-timeout",
+    envvar="NOTAR_GATEWAY_TRUST_TIMEOUT",
+    type=float,
+    callback=_seconds(maximum=MAX_TRUST_TIMEOUT, zero_ok=False),
+    default=10.0,
+    show_default=True,
+    help="Seconds each request to the trust server may take before the pull or push fails.",
 )
 @click.option(
     "--shutdown-timeout",
@@ -96,6 +120,7 @@ def gateway(
     tls_key: str | None,
     trust_dir: str | None,
     cache_ttl: float,
+    trust_timeout: float,
     shutdown_timeout: int,
     log_level: str,
 ) -> None:
@@ -121,6 +146,7 @@ def gateway(
         tls_key=tls_key,
         trust_dir=trust_dir,
         cache_ttl=cache_ttl,
+        trust_timeout=trust_timeout,
         log_level=log_level,
         shutdown_timeout=shutdown_timeout,
     )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from notar.client import TrustServer
 from notar.gateway.app import GatewayApp, GatewaySettings, create_app
@@ -17,7 +19,7 @@ from notar.gateway.errors import ConfigError
 from notar.gateway.policy import TrustPolicy
 from notar.gateway.trust import TrustVerifier
 
-__all__ = ["GatewayConfig", "build_app", "serve"]
+__all__ = ["GatewayConfig", "build_app", "check_url", "seconds_problem", "serve"]
 
 log = logging.getLogger("notar.gateway")
 
@@ -34,6 +36,7 @@ class GatewayConfig:
     tls_key: str | None = None
     trust_dir: str | None = None  # default: a temporary directory (trust on first use per run)
     cache_ttl: float = 5.0
+    trust_timeout: float = 10.0  # seconds for each request to the trust server
     log_level: str = "info"
     shutdown_timeout: int = 30  # seconds in-flight requests get to finish after SIGTERM
 
@@ -48,10 +51,65 @@ class GatewayConfig:
         return (self.gun_prefix or self.listen).rstrip("/")
 
 
+MAX_CACHE_TTL = 3600.0
+MAX_TRUST_TIMEOUT = 600.0
+
+
+def check_url(name: str, url: str, *, path_ok: bool = False) -> None:
+    """Raise :class:`ConfigError` unless *url* is ``http(s)://host[:port]`` (optionally a trailing ``/``).
+
+    *path_ok* also allows a path (a trust server behind a reverse proxy under a prefix); never a query,
+    a fragment or credentials.
+    """
+    expected = "http(s)://HOST[:PORT]" + ("[/PATH]" if path_ok else "")
+    bad = f"{name} must be {expected}, got {url!r}"
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(bad)
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ConfigError(f"{bad}: it contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as e:
+        raise ConfigError(f"{bad}: {e}") from e
+    if "@" in parts.netloc:
+        raise ConfigError(f"{bad}: credentials do not belong in the URL")
+    if not host:
+        raise ConfigError(f"{bad}: no host")
+    if port == 0 or parts.netloc.endswith(":"):
+        raise ConfigError(f"{bad}: invalid port")
+    if parts.netloc.startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError as e:
+            raise ConfigError(f"{bad}: invalid IPv6 address {host!r}") from e
+    elif ":" in host or "[" in parts.netloc or "]" in parts.netloc:
+        raise ConfigError(f"{bad}: invalid host")
+    if "?" in url or "#" in url:
+        raise ConfigError(f"{bad}: no query or fragment allowed")
+    if parts.path not in ("", "/") and not path_ok:
+        raise ConfigError(f"{bad}: no path allowed")
+
+
+def seconds_problem(value: float, *, maximum: float, zero_ok: bool) -> str | None:
+    """Why *value* is not a usable number of seconds (finite, in range), or ``None``."""
+    if math.isfinite(value) and (value > 0 or (zero_ok and value == 0)) and value <= maximum:
+        return None
+    low = "from 0" if zero_ok else "above 0 and"
+    return f"must be a number of seconds {low} at most {maximum:g}, got {value!r}"
+
+
+def check_seconds(name: str, value: float, *, maximum: float, zero_ok: bool) -> None:
+    problem = seconds_problem(value, maximum=maximum, zero_ok=zero_ok)
+    if problem:
+        raise ConfigError(f"{name} {problem}")
+
+
 def build_app(config: GatewayConfig) -> GatewayApp:
-    for name, url in (("--upstream", config.upstream), ("--trust-server", config.trust_server)):
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+    check_url("--upstream", config.upstream)
+    check_url("--trust-server", config.trust_server, path_ok=True)
+    check_seconds("--cache-ttl", config.cache_ttl, maximum=MAX_CACHE_TTL, zero_ok=True)
+    check_seconds("--trust-timeout", config.trust_timeout, maximum=MAX_TRUST_TIMEOUT, zero_ok=False)
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     if config.tls_cert and config.tls_key:
@@ -71,7 +129,7 @@ def build_app(config: GatewayConfig) -> GatewayApp:
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(f"cannot load --tls-ca {config.tls_ca}: {e}") from e
     verifier = TrustVerifier(
-        server=TrustServer(config.trust_server, verify=verify),
+        server=TrustServer(config.trust_server, verify=verify, timeout=config.trust_timeout),
         trust_dir=Path(config.trust_dir) if config.trust_dir else None,
         ttl=config.cache_ttl,
     )
@@ -82,10 +140,10 @@ def build_app(config: GatewayConfig) -> GatewayApp:
             policy=policy,
             upstream_verify=verify,
         )
+        return create_app(settings, verifier=verifier)
     except ValueError as e:
         verifier.close()
         raise ConfigError(str(e)) from e
-    return create_app(settings, verifier=verifier)
 
 
 # uvicorn's send() waits whenever the transport's write buffer is above its high-water mark (64 KiB by
