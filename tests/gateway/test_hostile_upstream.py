@@ -166,3 +166,16 @@ def test_oversized_put_and_unsupported_methods() -> None:
         assert r.status_code == 413
         r = c.patch("/v2/a/b/manifests/1.0")
         assert r.status_code == 405 and "GET" in r.headers["allow"]
+
+
+def test_manifest_writes_do_not_carry_query_strings_upstream() -> None:
+    reg = Registry(IMAGE)
+    with gateway(reg, {"1.0": IMAGE}) as c:
+        c.put(
+            f"/v2/a/b/manifests/{sha(IMAGE)}?tag=latest",
+            content=IMAGE,
+            headers={"Content-Type": OCI_MANIFEST},
+        )
+        c.put("/v2/a/b/manifests/1.0?tag=other", content=IMAGE, headers={"Content-Type": OCI_MANIFEST})
+    puts = [q for q in reg.seen if q.method == "PUT"]
+    assert len(puts) == 2 and all(not q.url.query for q in puts)

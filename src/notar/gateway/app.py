@@ -103,6 +103,7 @@ _PROXY_HEADERS: Final = frozenset(
 # which a client takes for a manifest; any other non-200 answer is an upstream failure
 _RELAYED_STATUSES: Final = frozenset({401, 403, 429})
 _MAX_INDEX_DEPTH: Final = 4
+_NOT_RELAYED: Final = _HOP_BY_HOP | {b"date"}  # the server sets its own Date
 _INDEX_TYPES: Final = frozenset({MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_MANIFEST_LIST})
 _CHILDREN_CACHE_SIZE: Final = 4096
 _ACCEPT_ALL: Final = ", ".join(
@@ -348,7 +349,10 @@ class GatewayApp:
         self, scope: Scope, receive: Receive, send: Send, ref: _ManifestRef, gun: str
     ) -> None:
         if ref.tag is None:  # by digest: content-addressed, the registry checks the digest
-            await self._proxy(scope, receive, send, path=f"/v2/{ref.name}/manifests/{ref.digest}")
+            # no query string: some registries create tags from one (``?tag=``) on a PUT by digest
+            await self._proxy(
+                scope, receive, send, path=f"/v2/{ref.name}/manifests/{ref.digest}", keep_query=False
+            )
             return
         body = await _read_body(receive, self.settings.max_manifest_bytes, scope)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -365,7 +369,9 @@ class GatewayApp:
                 f"sign the tag first (`notar sign`), or use `notar push`",
                 detail={"Tag": ref.tag, "Digest": digest},
             )
-        await self._proxy(scope, receive, send, path=f"/v2/{ref.name}/manifests/{ref.tag}", body=body)
+        await self._proxy(
+            scope, receive, send, path=f"/v2/{ref.name}/manifests/{ref.tag}", body=body, keep_query=False
+        )
 
     async def _delete_manifest(
         self, scope: Scope, receive: Receive, send: Send, ref: _ManifestRef, gun: str
@@ -385,7 +391,9 @@ class GatewayApp:
                     "DENIED",
                     f"{ref.digest} is still referenced by {by} of {gun}: revoke first (`notar revoke`)",
                 )
-        await self._proxy(scope, receive, send, path=f"/v2/{ref.name}/manifests/{ref.tag or ref.digest}")
+        await self._proxy(
+            scope, receive, send, path=f"/v2/{ref.name}/manifests/{ref.tag or ref.digest}", keep_query=False
+        )
 
     async def _digest_allowed(
         self, scope: Scope, name: str, digest: str, view: TrustView, *, deleting: bool = False
@@ -507,6 +515,7 @@ class GatewayApp:
         *,
         path: str | None = None,
         body: bytes | None = None,
+        keep_query: bool = True,
     ) -> None:
         method: str = scope["method"]
         headers = _forward_headers(scope)
@@ -516,7 +525,8 @@ class GatewayApp:
             content = body
         elif _has_body(scope):
             content = _client_body(receive)
-        url = self._url(path if path is not None else scope["path"], scope.get("query_string", b""))
+        query: bytes = scope.get("query_string", b"") if keep_query else b""
+        url = self._url(path if path is not None else scope["path"], query)
         async with self._stream(method, url, headers, content) as resp:
             await self._relay(scope, send, resp)
 
@@ -526,7 +536,7 @@ class GatewayApp:
         headers: list[tuple[bytes, bytes]] = []
         for key, value in resp.headers.raw:
             k = key.lower()
-            if k in _HOP_BY_HOP:
+            if k in _NOT_RELAYED:
                 continue
             if k == b"location":
                 value = self._rewrite_location(value, base)
@@ -554,7 +564,7 @@ class GatewayApp:
             base = _client_base(scope)
             out: list[tuple[bytes, bytes]] = []
             for k, value in resp.headers:
-                if k in _HOP_BY_HOP:
+                if k in _NOT_RELAYED:
                     continue
                 if k == b"location":
                     value = self._rewrite_location(value, base)
