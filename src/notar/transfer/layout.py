@@ -9,14 +9,20 @@ Reading (for push), :func:`open_source` accepts
   Docker schema 2 manifest. Layers are pushed *as they are in the archive*: ``docker save`` stores
   uncompressed tars, which are pushed with media type ``application/vnd.docker.image.rootfs.diff.tar``
   (their digest then equals the config's ``diff_id``, which is checked); a layer that is already gzip'ed
-  is pushed as ``...diff.tar.gzip``. Not recompressing keeps the push byte-for-byte reproducible (no
+  is pushed as ``...diff.tar.gzip`` (the digest of its decompressed content must then equal the
+  ``diff_id``). Not recompressing keeps the push byte-for-byte reproducible (no
   dependence on a gzip implementation or level) and streaming; the price is more bytes on the wire.
   Every registry and container runtime we know accepts uncompressed layers.
 
-Everything is validated before anything is uploaded: descriptors, digests, sizes, the presence of every
-blob, media types, and (for archives) that no member name or link escapes the archive. Errors are
-:class:`~notar.transfer.errors.LayoutError` subclasses naming the file. Blobs are never read into memory:
-:meth:`ImageSource.open_blob` returns a stream that verifies the digest and size as it is read.
+Before anything is uploaded, :func:`collect_image` checks the structure: every manifest is read and
+verified against its digest and size, every blob is present with the size its descriptor gives, media
+types are known, and (for archives) no member name or link escapes the archive; ``docker save`` layers
+are also hashed against the config's ``diff_ids`` when the archive is opened. The *content* of the
+blobs of an OCI layout is not read up front (that would mean reading every blob twice): it is checked
+while it streams, :meth:`ImageSource.open_blob` returns a stream that verifies the digest and size as it
+is read, so a corrupted blob fails the push before the registry commits it and before anything is
+signed. Errors are :class:`~notar.transfer.errors.LayoutError` subclasses naming the file. Blobs are
+never read into memory.
 
 Writing (for pull), :func:`blob_path` and :func:`write_layout_metadata` produce an OCI image layout.
 """
@@ -26,16 +32,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import os
 import posixpath
 import stat
 import tarfile
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Final, TypeVar
+from typing import IO, Final, TypeVar, cast
 
 from notar.registry import (
     MAX_MANIFEST_SIZE,
@@ -68,6 +76,7 @@ __all__ = [
     "VerifyingReader",
     "blob_path",
     "collect_image",
+    "is_nondistributable",
     "open_source",
     "parse_manifest",
     "write_layout_metadata",
@@ -87,6 +96,15 @@ _MAX_CONFIG: Final = 64 * 1024 * 1024
 _MAX_LINK_HOPS: Final = 16
 _READ_CHUNK: Final = 1024 * 1024
 _T = TypeVar("_T")
+# What reading a (compressed) tar member or a file can raise: I/O errors, a truncated or corrupted gzip,
+# bzip2 or xz stream (EOFError, zlib.error, gzip.BadGzipFile -- an OSError --, lzma.LZMAError), a
+# damaged tar header.
+_READ_ERRORS: Final = (OSError, EOFError, zlib.error, lzma.LZMAError, tarfile.TarError)
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception's message on one line (tarfile's can span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 # --------------------------------------------------------------------------- content model
@@ -108,6 +126,8 @@ class ImageContent:
     root: ManifestBlob
     manifests: tuple[ManifestBlob, ...]
     blobs: tuple[Descriptor, ...]
+    configs: frozenset[str] = frozenset()
+    """The digests among ``blobs`` that some manifest uses as its config (the others are layers)."""
 
     @property
     def is_index(self) -> bool:
@@ -138,7 +158,7 @@ def _short(value: object) -> str:
 def _json_object(data: bytes, where: str) -> dict[str, object]:
     try:
         value = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise LayoutError(f"{where} is not valid JSON: {e}") from e
     if not isinstance(value, dict):
         raise LayoutError(f"{where} must be a JSON object, got {type(value).__name__}")
@@ -172,15 +192,22 @@ def parse_manifest(descriptor: Descriptor, data: bytes, where: str) -> tuple[str
     return media_type, [_descriptor(body.get("config"), where), *(_descriptor(i, where) for i in layers)]
 
 
+def is_nondistributable(media_type: str) -> bool:
+    """A foreign / non-distributable layer type (Windows base layers): clients fetch such layers from
+    the ``urls`` of their descriptor, so registries and layouts may lack them."""
+    return "nondistributable" in media_type or "foreign" in media_type
+
+
 def _optional(descriptor: Descriptor) -> bool:
     """Foreign / non-distributable layers may be absent; registries fetch them from their URLs."""
-    return "nondistributable" in descriptor.media_type or "foreign" in descriptor.media_type
+    return is_nondistributable(descriptor.media_type)
 
 
 def collect_image(source: ImageSource) -> ImageContent:
     """Walk ``source.root``: read and verify every manifest, check that every blob is present."""
     manifests: list[ManifestBlob] = []
     blobs: dict[str, Descriptor] = {}
+    configs: set[str] = set()
     seen: set[str] = set()
 
     def walk(descriptor: Descriptor, depth: int) -> ManifestBlob:
@@ -189,6 +216,8 @@ def collect_image(source: ImageSource) -> ImageContent:
         data = source.read_manifest(descriptor)
         where = f"{source.name}: manifest {descriptor.digest}"
         media_type, refs = parse_manifest(descriptor, data, where)
+        if media_type not in _INDEX_TYPES and refs:
+            configs.add(refs[0].digest)
         for ref in refs:
             if media_type in _INDEX_TYPES:
                 if ref.media_type not in _MANIFEST_TYPES:
@@ -212,7 +241,9 @@ def collect_image(source: ImageSource) -> ImageContent:
         return blob
 
     root = walk(source.root, 0)
-    return ImageContent(root=root, manifests=tuple(manifests), blobs=tuple(blobs.values()))
+    return ImageContent(
+        root=root, manifests=tuple(manifests), blobs=tuple(blobs.values()), configs=frozenset(configs)
+    )
 
 
 # --------------------------------------------------------------------------- verified reading
@@ -239,7 +270,10 @@ class VerifyingReader:
 
     def read(self, n: int = -1) -> bytes:
         want = self._descriptor.size - self._count if n is None or n < 0 else n
-        chunk = self._raw.read(min(want, self._descriptor.size - self._count + 1))
+        try:
+            chunk = self._raw.read(min(want, self._descriptor.size - self._count + 1))
+        except _READ_ERRORS as e:
+            raise LayoutError(f"{self._where}: cannot be read: {_one_line(e)}") from e
         self._count += len(chunk)
         self._hash.update(chunk)
         if self._count > self._descriptor.size:
@@ -345,6 +379,32 @@ class _DirTree(_Tree):
             raise LayoutError(f"{self.name}: cannot read {path}: {e}") from e
 
 
+class _GuardedStream:
+    """A tar member's stream whose read errors (truncated or corrupted compression) become
+    :class:`LayoutError` naming the archive and member."""
+
+    def __init__(self, raw: IO[bytes], where: str) -> None:
+        self._raw = raw
+        self._where = where
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return self._raw.read(-1 if size is None else size)
+        except _READ_ERRORS as e:
+            raise LayoutError(f"{self._where}: cannot be read (damaged archive?): {_one_line(e)}") from e
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> _GuardedStream:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
 class _TarTree(_Tree):
     """A tar file's members (never extracted). Every member name is checked, links resolved inside."""
 
@@ -352,8 +412,14 @@ class _TarTree(_Tree):
         self.name = str(path)
         try:
             self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
-        except (OSError, tarfile.TarError) as e:
-            raise LayoutError(f"{path}: not a readable tar archive: {e}") from e
+        except tarfile.ReadError as e:
+            detail = "" if "could not be opened successfully" in str(e) else f": {_one_line(e)}"
+            raise LayoutError(
+                f"{path}: not an OCI image layout directory, OCI layout tar or docker save archive "
+                f"(not a readable tar file{detail})"
+            ) from e
+        except _READ_ERRORS as e:
+            raise LayoutError(f"{path}: not a readable tar archive: {_one_line(e)}") from e
         self._members: dict[str, tarfile.TarInfo] = {}
         try:
             for member in self._tar.getmembers():
@@ -365,9 +431,9 @@ class _TarTree(_Tree):
                 elif member.islnk():
                     _clean(member.linkname, f"{self.name}: link {name}")
                 self._members[name] = member
-        except tarfile.TarError as e:
+        except _READ_ERRORS as e:
             self._tar.close()
-            raise LayoutError(f"{path}: corrupted tar archive: {e}") from e
+            raise LayoutError(f"{path}: corrupted or truncated tar archive: {_one_line(e)}") from e
         except BaseException:
             self._tar.close()
             raise
@@ -394,10 +460,13 @@ class _TarTree(_Tree):
 
     def open(self, path: str) -> IO[bytes]:
         member = self._resolve(path)
-        stream = self._tar.extractfile(member) if member is not None else None
+        try:
+            stream = self._tar.extractfile(member) if member is not None else None
+        except _READ_ERRORS as e:
+            raise LayoutError(f"{self.name}: {path} cannot be read: {_one_line(e)}") from e
         if stream is None:
             raise LayoutError(f"{self.name}: {path} is missing")
-        return stream
+        return cast(IO[bytes], _GuardedStream(stream, f"{self.name}: {path}"))
 
     def has(self, path: str) -> bool:
         return _clean(path, self.name) in self._members
@@ -545,7 +614,7 @@ class DockerArchiveSource(ImageSource):
         where = f"{self.name}: manifest.json"
         try:
             value = json.loads(tree.read("manifest.json", _MAX_JSON))
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise LayoutError(f"{where} is not valid JSON: {e}") from e
         if not isinstance(value, list):
             raise LayoutError(f"{where} must be a JSON array")
@@ -583,7 +652,12 @@ class DockerArchiveSource(ImageSource):
             )
         layers = []
         for name, diff_id in zip(layer_names, diff_ids, strict=True):
-            digest, size, gzipped = self._hash_member(tree, name)
+            digest, size, unzipped = self._hash_member(tree, name)
+            gzipped = digest != diff_id and unzipped is not None
+            if gzipped and unzipped != diff_id:  # a gzip'ed layer: its diff_id is the uncompressed tar's
+                raise BlobCorruptError(
+                    f"{self.name}: layer {name} decompresses to {unzipped} but the config says {diff_id}"
+                )
             if not gzipped and digest != diff_id:
                 raise BlobCorruptError(
                     f"{self.name}: layer {name} hashes to {digest} but the config says {diff_id}"
@@ -602,22 +676,26 @@ class DockerArchiveSource(ImageSource):
         self._generated[digest] = data
         return Descriptor(MEDIA_TYPE_DOCKER_MANIFEST, digest, len(data))
 
-    def _hash_member(self, tree: _TarTree, name: str) -> tuple[str, int, bool]:
+    def _hash_member(self, tree: _TarTree, name: str) -> tuple[str, int, str | None]:
+        """The digest and size of layer ``name`` and, if it is gzip'ed, the digest of its
+        decompressed content (None if it does not start like gzip or does not decompress)."""
         size = tree.size(name)
         if size is None:
             raise BlobMissingError(f"{self.name}: layer {name} is missing")
         hasher = hashlib.sha256()
         count = 0
+        unzip: _GunzipHasher | None = None
         with tree.open(name) as f:
-            head = f.read(2)
-            hasher.update(head)
-            count += len(head)
             while chunk := f.read(_READ_CHUNK):
+                if count == 0 and chunk[:2] == b"\x1f\x8b":
+                    unzip = _GunzipHasher()
                 hasher.update(chunk)
                 count += len(chunk)
+                if unzip is not None:
+                    unzip.update(chunk)
         if count != size:
             raise LayoutError(f"{self.name}: layer {name} is truncated ({count} of {size} bytes)")
-        return "sha256:" + hasher.hexdigest(), size, head == b"\x1f\x8b"
+        return "sha256:" + hasher.hexdigest(), size, None if unzip is None else unzip.digest()
 
     def blob_size(self, descriptor: Descriptor) -> int | None:
         if descriptor.digest in self._generated:
@@ -629,6 +707,42 @@ class DockerArchiveSource(ImageSource):
         if descriptor.digest in self._generated:
             return io.BytesIO(self._generated[descriptor.digest])
         return self._tree.open(self._members[descriptor.digest])
+
+
+class _GunzipHasher:
+    """The sha256 of the decompressed content of a gzip stream fed in pieces (several members and
+    zero padding allowed, as gzip(1) does); :meth:`digest` is None if the stream is not valid gzip."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._unzip: zlib._Decompress | None = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._failed = False
+
+    def update(self, data: bytes) -> None:
+        while data and not self._failed:
+            if self._unzip is None:  # between members: zero padding, or the next member
+                data = data.lstrip(b"\x00")
+                if not data:
+                    return
+                self._unzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                while True:  # bounded output per call: a small gzip can inflate enormously
+                    out = self._unzip.decompress(data, _READ_CHUNK)
+                    self._hash.update(out)
+                    if self._unzip.eof:
+                        data = self._unzip.unused_data
+                        self._unzip = None
+                        break
+                    data = self._unzip.unconsumed_tail
+                    if not data and not out:
+                        return  # everything consumed: wait for more input
+            except zlib.error:
+                self._failed = True
+
+    def digest(self) -> str | None:
+        if self._failed or (self._unzip is not None and not self._unzip.eof):
+            return None  # corrupted, or truncated
+        return "sha256:" + self._hash.hexdigest()
 
 
 def open_source(

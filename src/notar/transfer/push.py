@@ -57,8 +57,9 @@ class PushResult:
         }
 
 
-def _label(descriptor: Descriptor) -> str:
-    return "config" if "config" in descriptor.media_type else "layer"
+def _label(descriptor: Descriptor, content: ImageContent) -> str:
+    """ "config" for a blob some manifest uses as its config (whatever its media type), else "layer"."""
+    return "config" if descriptor.digest in content.configs else "layer"
 
 
 @dataclass
@@ -82,7 +83,7 @@ def upload_content(
     progress = progress or NullProgress()
     counts = _Counts()
     for blob in content.blobs:
-        progress.start(blob.digest, blob.size, _label(blob))
+        progress.start(blob.digest, blob.size, _label(blob, content))
         existing = registry.blob_exists(repo, blob.digest)
         if existing == blob.size:
             counts.existing += 1
@@ -118,12 +119,16 @@ def push_image(
 ) -> PushResult:
     """Push ``source`` (an opened :func:`~notar.transfer.open_source`) to ``target`` (``name:tag``) and sign it.
 
-    Steps: validate the whole source (every manifest and blob present and matching); upload the blobs
-    the registry lacks (chunked above ``chunk_size``); PUT every manifest by digest; sign the tag with the
-    top manifest's sha256 and size in the trust server (``trust.sign``, initialising trust data on
-    first use like ``docker push``); only then PUT the tag.
+    Steps: check the source's structure (every manifest read and verified, every blob present with
+    the right size; see :func:`~notar.transfer.collect_image`); upload the blobs the registry lacks
+    (chunked above ``chunk_size``), each verified against its digest while it streams, so a corrupted
+    blob is never committed; PUT every manifest by digest; sign the tag with the top manifest's sha256
+    and size in the trust server (``trust.sign``, initialising trust data on first use like
+    ``docker push``); only then PUT the tag.
 
-    Raises :class:`~notar.transfer.SourceError` for bad input (before anything is uploaded),
+    Raises :class:`~notar.transfer.SourceError` for bad input: a malformed source before anything is
+    uploaded; a blob whose content does not match its digest when it is read for upload (blobs
+    uploaded before it stay in the registry by digest, harmless; nothing is signed or tagged).
     :class:`~notar.registry.RegistryError` for registry failures, :class:`~notar.transfer.SigningError`
     if signing fails (the tag is then not set) and :class:`~notar.transfer.PartialPushError` if the
     tag cannot be set after signing.
