@@ -95,6 +95,8 @@ def test_not_found_bodies(client: TestClient) -> None:
         ("PUT", TUF),
         ("GET", TUF + "targets/Foo.json"),
         ("GET", TUF + "0.root.json"),
+        ("GET", TUF + "1" * 5000 + ".root.json"),  # beyond int()'s digit limit
+        ("GET", TUF + "99999999999.root.json"),
     ):
         assert client.request(method, path).status_code == 404, (method, path)
 
@@ -213,6 +215,12 @@ def test_bad_uploads_store_nothing(client: TestClient) -> None:
     expect(400, "MALFORMED_JSON", content=body, headers={"Content-Type": ctype})
     body, ctype = multipart({"root": good["root"], "targets": b"[1,2]"})
     expect(400, "MALFORMED_JSON", content=body, headers={"Content-Type": ctype})
+    huge = repo.sign_targets("1.0", version=2**31).data  # validly signed, beyond what storage holds
+    body, ctype = multipart({"root": good["root"], "targets": huge})
+    detail = expect(400, "INVALID_UPDATE", content=body, headers={"Content-Type": ctype})["errors"][0][
+        "detail"
+    ]  # type: ignore[index]
+    assert detail["Name"] == "ErrBadTargets" and "out of range" in detail["Error"]["Msg"]  # type: ignore[index]
     body, ctype = multipart({"root": good["root"], "targets": b"[" * 100_000})  # too deep for a parser
     expect(400, "MALFORMED_JSON", content=body, headers={"Content-Type": ctype})
     body, ctype = multipart({"root": good["root"], "targets": b"x" * 300_000})
@@ -268,7 +276,7 @@ def test_changefeed_parameters(client: TestClient) -> None:
         r.json()["errors"][0]["detail"]
         == 'invalid records parameter: strconv.ParseInt: parsing "": invalid syntax'
     )
-    for bad in ("records=x", "records=10&change_id=z", "records=99999999999"):
+    for bad in ("records=x", "records=10&change_id=z", "records=99999999999", "records=%D9%A1"):
         assert client.get(f"/v2/_trust/changefeed?{bad}").status_code == 400
     assert client.get("/v2/_trust/changefeed?records=0").json() == {"count": 0, "records": []}
 

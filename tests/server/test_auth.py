@@ -33,19 +33,35 @@ def _cert(
     issuer_key: ec.EllipticCurvePrivateKey,
     issuer: str,
     ca: bool,
+    *,
+    days: tuple[float, float] = (-5 / 1440, 30),
+    cert_sign: bool | None = None,
 ) -> x509.Certificate:
     now = datetime.now(UTC)
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=30))
+        .not_valid_before(now + timedelta(days=days[0]))
+        .not_valid_after(now + timedelta(days=days[1]))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(issuer_key, hashes.SHA256())
     )
+    if cert_sign is not None:
+        usage = x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=cert_sign,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
+        )
+        builder = builder.add_extension(usage, critical=True)
+    return builder.sign(issuer_key, hashes.SHA256())
 
 
 class Issuer:
@@ -63,6 +79,7 @@ class Issuer:
         *,
         key: ec.EllipticCurvePrivateKey | None = None,
         use_kid: bool = False,
+        chain: list[x509.Certificate] | None = None,
         **claims: Any,
     ) -> str:
         now = int(time.time())
@@ -79,7 +96,10 @@ class Issuer:
         if use_kid:
             headers = {"kid": libtrust_key_id(self.ca_key.public_key())}
             return jwt.encode(body, key or self.ca_key, algorithm="ES256", headers=headers)
-        x5c = [base64.b64encode(self.leaf.public_bytes(serialization.Encoding.DER)).decode()]
+        x5c = [
+            base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+            for c in chain or [self.leaf]
+        ]
         return jwt.encode(body, key or self.key, algorithm="ES256", headers={"x5c": x5c})
 
 
@@ -183,3 +203,28 @@ def test_untrusted_chain(client: TestClient, tmp_path: Path) -> None:
     stranger = Issuer(tmp_path / "stranger")
     r = client.get(TUF + "root.json", headers=bearer(stranger.token(repo("pull"))))
     assert r.status_code == 401
+
+
+def test_certificate_chains_are_validated_not_only_signed(client: TestClient, issuer: Issuer) -> None:
+    """Expired certificates, a leaf posing as an intermediate and an issuer without keyCertSign are refused."""
+    access = repo("pull")
+    ok = client.get(TUF + "root.json", headers=bearer(issuer.token(access)))
+    assert ok.status_code == 404  # authorised (no trust data yet)
+
+    expired = _cert(issuer.key, "old signer", issuer.ca_key, "token CA", False, days=(-400, -30))
+    future = _cert(issuer.key, "early signer", issuer.ca_key, "token CA", False, days=(10, 40))
+    rogue_key = ec.generate_private_key(ec.SECP256R1())
+    rogue = _cert(rogue_key, "rogue", issuer.key, "token signer", False)  # signed by the non-CA leaf
+    # a CA whose key usage does not allow certificate signing
+    no_sign_key = ec.generate_private_key(ec.SECP256R1())
+    no_sign = _cert(no_sign_key, "no-sign CA", issuer.ca_key, "token CA", True, cert_sign=False)
+    below = _cert(rogue_key, "below", no_sign_key, "no-sign CA", False)
+    for chain, key in (
+        ([expired], issuer.key),
+        ([future], issuer.key),
+        ([rogue, issuer.leaf], rogue_key),
+        ([below, no_sign], rogue_key),
+    ):
+        r = client.get(TUF + "root.json", headers=bearer(issuer.token(access, chain=chain, key=key)))
+        assert r.status_code == 401, [c.subject.rfc4514_string() for c in chain]
+        assert 'error="invalid_token"' in r.headers["www-authenticate"]

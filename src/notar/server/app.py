@@ -250,7 +250,8 @@ class NotaryApp:
         return self._metadata(meta, self.settings.consistent_max_age, current=False)
 
     async def _h_by_version(self, request: Request, p: dict[str, Any]) -> Response:
-        version = int(p["version"])
+        raw: str = p["version"]
+        version = int(raw) if len(raw) <= 10 else 0  # longer than any stored version (and int()'s limit)
         if version < 1 or version > 2**31:
             raise ServerError("METADATA_NOT_FOUND", {})
         meta = await self._in_thread(self.service.by_version, p["gun"], p["role"], version)
@@ -284,7 +285,7 @@ class NotaryApp:
     async def _h_changefeed(self, request: Request, p: dict[str, Any]) -> Response:
         def int32(name: str, raw: str) -> int:
             try:
-                if not re.fullmatch(r"[+-]?\d{1,10}", raw):
+                if not re.fullmatch(r"[+-]?[0-9]{1,10}", raw):
                     raise ValueError
                 value = int(raw)
                 if not -(2**31) <= value < 2**31:
@@ -355,7 +356,7 @@ class NotaryApp:
             )
         except Exception as e:  # python-multipart raises several types
             raise ServerError("MALFORMED_UPLOAD") from e
-        uploads: dict[str, bytes] = {}
+        parts: list[tuple[str, bytes]] = []
         try:
             for _name, value in form.multi_items():
                 if isinstance(value, str):
@@ -365,22 +366,30 @@ class NotaryApp:
                     raise ServerError("NO_FILENAME")
                 if not roles.is_valid_role(role):
                     raise ServerError("INVALID_ROLE", role)
-                data = await value.read()
-                try:
-                    doc = json.loads(data)
-                    signed = doc["signed"]
-                    if not isinstance(signed, dict) or not isinstance(doc.get("signatures", []), list | None):
-                        raise TypeError
-                except (ValueError, TypeError, KeyError, RecursionError) as e:
-                    raise ServerError("MALFORMED_JSON") from e
-                if role == roles.TIMESTAMP:
-                    continue  # notary ignores uploaded timestamps: the server always makes its own
-                if role in uploads:
-                    raise ServerError("VERSION", {})  # the same role twice in one update
-                uploads[role] = data
+                parts.append((role, await value.read()))
         finally:
             await form.close()
-        return uploads
+        # parsing megabytes of JSON is CPU work: off the event loop, like the rest of the validation
+        return await self._in_thread(_check_parts, parts)
+
+
+def _check_parts(parts: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    """role -> bytes of an update's parts: each a JSON object with ``signed``; the timestamp dropped."""
+    uploads: dict[str, bytes] = {}
+    for role, data in parts:
+        try:
+            doc = json.loads(data)
+            signed = doc["signed"]
+            if not isinstance(signed, dict) or not isinstance(doc.get("signatures", []), list | None):
+                raise TypeError
+        except (ValueError, TypeError, KeyError, RecursionError) as e:
+            raise ServerError("MALFORMED_JSON") from e
+        if role == roles.TIMESTAMP:
+            continue  # notary ignores uploaded timestamps: the server always makes its own
+        if role in uploads:
+            raise ServerError("VERSION", {})  # the same role twice in one update
+        uploads[role] = data
+    return uploads
 
 
 def create_app(

@@ -14,8 +14,9 @@ import hashlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 from cryptography import x509
@@ -24,6 +25,8 @@ from cryptography.hazmat.primitives import serialization
 
 from notar.crypto import load_certificate_bundle
 from notar.server.errors import ServerError
+
+_Ext = TypeVar("_Ext", bound=x509.ExtensionType)
 
 __all__ = ["Access", "TokenAuth", "libtrust_key_id"]
 
@@ -40,6 +43,40 @@ class Access:
 
     def detail(self) -> dict[str, str]:
         return {"Type": self.type, "Class": "", "Name": self.name, "Action": self.action}
+
+
+_MAX_CHAIN = 5
+_CLOCK_SKEW = timedelta(seconds=60)
+
+
+def _extension(cert: x509.Certificate, kind: type[_Ext]) -> _Ext | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _check_path(path: Sequence[x509.Certificate]) -> None:
+    """What x509 path validation adds to the signatures: every certificate valid now, every issuer a CA
+    (basic constraints, key usage, path length), and a leaf allowed to sign (key usage)."""
+    now = datetime.now(UTC)
+    for depth, cert in enumerate(path):
+        if not cert.not_valid_before_utc - _CLOCK_SKEW <= now <= cert.not_valid_after_utc + _CLOCK_SKEW:
+            raise ValueError(f"token certificate {cert.subject.rfc4514_string()} is expired or not yet valid")
+        usage = _extension(cert, x509.KeyUsage)
+        if depth == 0:
+            if usage is not None and not usage.digital_signature:
+                raise ValueError("the token's certificate may not sign (key usage)")
+            continue
+        constraints = _extension(cert, x509.BasicConstraints)
+        if constraints is None or not constraints.ca:
+            raise ValueError(f"token certificate issuer {cert.subject.rfc4514_string()} is not a CA")
+        if constraints.path_length is not None and depth - 1 > constraints.path_length:
+            raise ValueError(f"token certificate chain too long for {cert.subject.rfc4514_string()}")
+        if usage is not None and not usage.key_cert_sign:
+            raise ValueError(
+                f"token certificate issuer {cert.subject.rfc4514_string()} may not sign certificates"
+            )
 
 
 def libtrust_key_id(public_key: Any) -> str:
@@ -73,15 +110,20 @@ class TokenAuth:
         header = jwt.get_unverified_header(token)
         chain = header.get("x5c")
         if chain:
+            if not isinstance(chain, list) or not 1 <= len(chain) <= _MAX_CHAIN:
+                raise ValueError("token x5c must be a list of 1 to 5 certificates")
             certs = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in chain]
             for child, parent in itertools.pairwise(certs):
                 child.verify_directly_issued_by(parent)
+            path = list(certs)
             last = certs[-1]
             if not any(last == root for root in self.roots):
                 issuer = next((r for r in self.roots if r.subject == last.issuer), None)
                 if issuer is None:
                     raise ValueError("token certificate chain is not trusted")
                 last.verify_directly_issued_by(issuer)
+                path.append(issuer)
+            _check_path(path)
             return certs[0].public_key()
         kid = header.get("kid")
         if isinstance(kid, str) and kid in self._by_kid:

@@ -42,6 +42,9 @@ from notar.tuf import (
 __all__ = ["UpdatePlan", "bad_update", "sign_snapshot", "sign_timestamp", "validate_update"]
 
 
+MAX_VERSION = 2**31 - 1
+
+
 def bad_update(name: str, message: str, **extra: str) -> ServerError:
     """400 INVALID_UPDATE with notary's serialised validation error."""
     return ServerError("INVALID_UPDATE", validation_detail(name, message, **extra))
@@ -54,7 +57,11 @@ class UpdatePlan:
     updates: list[MetaUpdate] = field(default_factory=list)
 
     def add(self, role: str, env: Envelope[Any]) -> None:
-        self.updates.append(MetaUpdate(role=role, version=env.signed.version, data=env.data))
+        version = env.signed.version
+        if not 0 <= version <= MAX_VERSION:  # what storage (SQL INTEGER) holds; notary's is an int too
+            name = {roles.ROOT: "ErrBadRoot", roles.SNAPSHOT: "ErrBadSnapshot"}.get(role, "ErrBadTargets")
+            raise bad_update(name, f"{role} version {version} is out of range (at most {MAX_VERSION})")
+        self.updates.append(MetaUpdate(role=role, version=version, data=env.data))
 
 
 def _parse_stored(row: StoredMeta, expect: type[Any], role: str | None = None) -> Envelope[Any]:

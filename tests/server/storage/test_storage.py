@@ -457,6 +457,7 @@ def test_list_repositories(store: SQLMetaStore) -> None:
     ]
     assert [r.gun for r in store.list_repositories("x_y")] == ["example.com/other/x_y"]  # "_" is literal
     assert store.list_repositories("%") == []
+    assert store.list_repositories("\x00") == store.list_repositories("lib\n") == []  # no 500 on PostgreSQL
     assert store.list_repositories("nothing") == []
     assert [r.gun for r in store.list_repositories(limit=2)] == [r.gun for r in repos[:2]]
     assert store.list_repositories(limit=0) == []

@@ -327,8 +327,8 @@ class SQLMetaStore:
         ``updated_at`` is when the newest timestamp was stored, i.e. the last update of the GUN.
         """
         limit = min(limit, MAX_REPOSITORIES)
-        if limit <= 0:
-            return []
+        if limit <= 0 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in query):
+            return []  # no GUN has control characters (PostgreSQL text cannot even hold NUL)
         version = func.max(TufFileRow.version)
         updated = func.max(TufFileRow.created_at)
         stmt = select(TufFileRow.gun, updated, version).where(TufFileRow.role == TIMESTAMP)
