@@ -10,11 +10,28 @@ from typing import Any
 from notar.client.updater import RELEASES, TrustedRepo
 from notar.tuf import roles
 
-__all__ = ["inspect_data", "render_json", "render_pretty"]
+__all__ = ["inspect_data", "natural_key", "render_json", "render_pretty"]
 
 
-def _natural_key(text: str) -> list[Any]:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+_ASCII_DIGITS = re.compile(r"([0-9]+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int, str, int], ...]:
+    """Sort key of Go's ``sortorder.NaturalLess``, which docker uses to order tags and signers.
+
+    Only ASCII digit runs are numbers (not ``str.isdigit()``'s superscripts or other scripts' digits), and
+    they are compared without ``int()`` (no digit limit): by length without leading zeros, then as strings,
+    then by the number of leading zeros ("2" < "02"). Everything else compares by code point, which is
+    the order of its UTF-8 bytes. Digits sort before other characters at the same position.
+    """
+    out: list[tuple[int, int, str, int]] = []
+    for i, part in enumerate(_ASCII_DIGITS.split(text)):
+        if i % 2:  # a digit run (split alternates: text, digits, text, ...)
+            number = part.lstrip("0")
+            out.append((0, len(number), number, len(part) - len(number)))
+        else:
+            out.append((1, 0, part, 0))
+    return tuple(out)
 
 
 def _signer_name(role: str) -> str:
@@ -38,7 +55,7 @@ def inspect_data(name: str, repo: TrustedRepo, tag: str | None) -> dict[str, Any
             rows[key].append(_signer_name(m.role))
     signed_tags = [
         {"SignedTag": t, "Digest": d, "Signers": signers}
-        for (t, d), signers in sorted(rows.items(), key=lambda kv: _natural_key(kv[0][0]))
+        for (t, d), signers in sorted(rows.items(), key=lambda kv: natural_key(kv[0][0]))
     ]
     signers: list[dict[str, Any]] = []
     for entry, keys in repo.delegations():
@@ -77,7 +94,7 @@ def render_pretty(item: dict[str, Any]) -> str:
     if item["SignedTags"]:
         out += [f"Signatures for {name}", ""]
         rows = [
-            (t["SignedTag"], t["Digest"], ", ".join(sorted(t["Signers"], key=_natural_key)) or "(Repo Admin)")
+            (t["SignedTag"], t["Digest"], ", ".join(sorted(t["Signers"], key=natural_key)) or "(Repo Admin)")
             for t in item["SignedTags"]
         ]
         out += _table(("SIGNED TAG", "DIGEST", "SIGNERS"), rows)
@@ -88,7 +105,7 @@ def render_pretty(item: dict[str, Any]) -> str:
         out += [f"List of signers and their keys for {name}", ""]
         rows2 = [
             (s["Name"], ", ".join(sorted(k["ID"][:12] for k in s["Keys"])))
-            for s in sorted(item["Signers"], key=lambda s: _natural_key(s["Name"]))
+            for s in sorted(item["Signers"], key=lambda s: natural_key(s["Name"]))
         ]
         out += _table(("SIGNER", "KEYS"), rows2)
         out.append("")

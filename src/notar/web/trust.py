@@ -50,11 +50,13 @@ from notar.client import (
     Updater,
     inspect_data,
 )
+from notar.client.inspect import natural_key
+from notar.crypto import PublicKey
 from notar.registry import ManifestNotFoundError, RegistryClient, RegistryError
 from notar.registry import RepositoryNotFoundError as RegistryRepoNotFoundError
 from notar.server.errors import ServerError
 from notar.server.service import TrustService
-from notar.tuf import ExpiredError, roles
+from notar.tuf import ExpiredError, RoleKeys, TufError, delegated_role_keys, roles, verify_signatures
 
 __all__ = [
     "STATUS_LABELS",
@@ -161,9 +163,11 @@ def registry_repository(gun: str) -> str:
 # ------------------------------------------------------------------------------------------ view types
 @dataclass(frozen=True, slots=True)
 class SignerRef:
-    name: str  # "Repo Admin" for the repository (targets) key, else the delegation's signer name
+    # "Repo Admin" for the repository (targets) key, else the delegation's signer name; for a tag, "releases"
+    # stands for keys of targets/releases that belong to no named signer
+    name: str
     role: str  # "targets" or "targets/<name>"
-    key_ids: tuple[str, ...]
+    key_ids: tuple[str, ...]  # for a tag: only the keys with valid signatures on the role it resolved from
 
 
 @dataclass(slots=True)
@@ -289,6 +293,55 @@ def _target_names(data: bytes) -> dict[str, str | None]:
     return out
 
 
+def _valid_keys(repo: TrustedRepo, role: str) -> dict[str, PublicKey]:
+    """The keys of verified *role* (from root, or from its delegating parent) that validly signed its file."""
+    try:
+        if role == roles.TARGETS:
+            keys = RoleKeys.from_root(repo.root.signed, role)
+        else:
+            keys = delegated_role_keys(role, {r: e.signed for r, e in repo.targets.items()})
+    except TufError:
+        return {}
+    try:
+        valid = verify_signatures(repo.targets[role], keys)
+    except TufError:  # not for a role the updater verified; then at least the keys allowed to sign it
+        valid = set(keys.keys)
+    return {kid: keys.keys[kid] for kid in sorted(valid)}
+
+
+def _role_signers(repo: TrustedRepo, role: str) -> list[SignerRef]:
+    """Who signed the current file of verified *role*, computed from its signatures.
+
+    Each key with a valid signature on the role is named after the delegation ``targets/<name>`` whose keys
+    include it (docker's signers); keys of no named signer are listed under "Repo Admin" for ``targets``
+    and under the role's own name (``releases``) for a delegation. Delegation key IDs are canonical IDs (as
+    in the list of signers), the repository's are its key IDs in root (as in the administrative keys).
+    """
+    valid = _valid_keys(repo, role)
+    signed = {key.canonical_key_id for key in valid.values()}
+    named: dict[str, set[str]] = {}
+    for entry, keys in repo.delegations():
+        if entry.name in (role, RELEASES):
+            continue
+        mine = signed & {key.canonical_key_id for key in keys.values()}
+        if mine:
+            named.setdefault(entry.name, set()).update(mine)
+    out = [
+        SignerRef(r.removeprefix(f"{roles.TARGETS}/"), r, tuple(sorted(ids)))
+        for r, ids in sorted(named.items(), key=lambda kv: natural_key(kv[0]))
+    ]
+    attributed = set().union(*named.values())
+    rest = tuple(
+        kid if role == roles.TARGETS else key.canonical_key_id
+        for kid, key in valid.items()
+        if key.canonical_key_id not in attributed
+    )
+    if rest:
+        label = "Repo Admin" if role == roles.TARGETS else role.removeprefix(f"{roles.TARGETS}/")
+        out.append(SignerRef(label, role, tuple(sorted(set(rest)))))
+    return out
+
+
 class TrustReader:
     """Builds views of repositories for the UI from one :class:`TrustService` (and optionally a registry)."""
 
@@ -359,7 +412,7 @@ class TrustReader:
             self._unverified_tags(view)
         else:
             self._verified(view, repo)
-        view.tags.sort(key=lambda r: _natural_key(r.tag))
+        view.tags.sort(key=lambda r: natural_key(r.tag))
         return view
 
     def _changes(self, gun: str, count: int) -> list[dict[str, Any]]:
@@ -471,7 +524,7 @@ class TrustReader:
         by_digest: dict[tuple[str, str], list[str]] = {
             (t["SignedTag"], t["Digest"]): list(t["Signers"]) for t in info["SignedTags"]
         }
-        admin = SignerRef("Repo Admin", roles.TARGETS, tuple(view.repository_keys))
+        role_signers = {role: _role_signers(repo, role) for role in TRUSTED_ROLES if role in repo.targets}
 
         # tags the current data names anywhere, in roles that failed verification, in the registry, in history
         listed: dict[str, list[str]] = {}  # tag -> every verified role that lists it (visible to it)
@@ -488,9 +541,7 @@ class TrustReader:
         names = set(listed) | set(failed) | set(history) | set(reg or {})
         for name in names:
             view.tags.append(
-                self._row(
-                    name, repo, listed.get(name, []), by_digest, signer_keys, admin, failed, history, reg
-                )
+                self._row(name, repo, listed.get(name, []), by_digest, role_signers, failed, history, reg)
             )
 
     def _row(
@@ -499,8 +550,7 @@ class TrustReader:
         repo: TrustedRepo,
         listed_in: list[str],
         by_digest: Mapping[tuple[str, str], list[str]],
-        signer_keys: Mapping[str, tuple[str, ...]],
-        admin: SignerRef,
+        role_signers: Mapping[str, list[SignerRef]],
         failed: Mapping[str, str],
         history: Mapping[str, tuple[str, int]],
         reg: Mapping[str, str | None] | None,
@@ -540,10 +590,16 @@ class TrustReader:
                 note = f"signed only in {', '.join(others)}, which docker does not trust for pulls"
             return TagRow(name, "unsigned", registry_digest=registry_digest, note=note)
         digest_hex = match.meta.hashes["sha256"].hex()
-        signer_names = by_digest.get((name, digest_hex), [])
-        signers = [SignerRef(n, f"targets/{n}", signer_keys.get(n, ())) for n in sorted(signer_names)]
-        if not signers:
-            signers = [admin]
+        # who signed: the keys with valid signatures on the role the tag resolved from, by signer name
+        signers = list(role_signers.get(match.role, []))
+        notes = []
+        # docker trust inspect also names delegations that list the same digest: say so, but not as signers
+        shown = {s.name for s in signers}
+        others = sorted((n for n in by_digest.get((name, digest_hex), []) if n not in shown), key=natural_key)
+        if others:
+            notes.append(
+                f"also listed with this digest by {', '.join(others)}, whose keys did not sign {match.role}"
+            )
         row = TagRow(
             name,
             "signed",
@@ -554,12 +610,13 @@ class TrustReader:
         )
         if reg is not None:
             if not in_registry:
-                row.note = "not in the registry"
+                notes.insert(0, "not in the registry")
             elif registry_digest is None:
-                row.note = "the registry's digest for this tag could not be read"
+                notes.insert(0, "the registry's digest for this tag could not be read")
             elif registry_digest != row.digest:
                 row.status = "stale"
-                row.note = "the registry's tag points at another digest than the signed one"
+                notes.insert(0, "the registry's tag points at another digest than the signed one")
+        row.note = "; ".join(notes)
         return row
 
     # -- registry --------------------------------------------------------------------------------------
@@ -594,7 +651,3 @@ class TrustReader:
             with ThreadPoolExecutor(max_workers=max(1, min(self.registry_workers, len(tags)))) as pool:
                 view.digests = dict(zip(tags, pool.map(digest, tags), strict=True))
         return view
-
-
-def _natural_key(text: str) -> list[Any]:
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
