@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -59,18 +61,65 @@ def cli() -> None:
     """
 
 
+class _CliLogHandler(logging.Handler):
+    """Library warnings when nothing configured logging: one ``notar: warning: ...`` line on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = " ".join(record.getMessage().split())
+            sys.stderr.write(f"notar: {record.levelname.lower()}: {message}\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def _os_error_message(e: OSError) -> str:
+    where = e.filename if e.filename is not None else ""
+    reason = e.strerror or str(e)
+    return f"{where}: {reason}" if where else reason
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; errors from notar become a one-line message and exit code 1."""
+    """Run the CLI; errors become a one-line ``notar: error: ...`` message and an exit code:
+    1 the operation failed, 2 bad arguments or input files, 130 interrupted (Ctrl-C)."""
+    # Library warnings (no logging configured: `notar server` and `notar gateway` configure their own)
+    # get the same prefix as errors instead of Python's bare "last resort" line.
+    saved_last_resort, logging.lastResort = logging.lastResort, _CliLogHandler()
+    try:
+        return _main(argv)
+    finally:
+        logging.lastResort = saved_last_resort
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="notar", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):
+            click.echo("notar: error: interrupted", err=True)
+            return 128 + signal.SIGINT
         click.echo("Aborted.", err=True)
         return 1
-    except click.ClickException as e:
+    except click.UsageError as e:
         e.show()
+        return e.exit_code
+    except click.ClickException as e:
+        if type(e).show is click.ClickException.show:
+            click.echo(f"notar: error: {e.format_message()}", err=True)
+        else:
+            e.show()
         return e.exit_code
     except NotarError as e:
         click.echo(f"notar: error: {e}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("notar: error: interrupted", err=True)
+        return 128 + signal.SIGINT
+    except OSError as e:  # last resort: a file or directory that cannot be used, without a traceback
+        click.echo(f"notar: error: {_os_error_message(e)}", err=True)
         return 1
     return 0
 

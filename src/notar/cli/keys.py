@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 
 from notar.cli._common import Context, trust_options
 from notar.crypto import PrivateKey
-from notar.keystore import encode_public_key
+from notar.errors import NotarError
+from notar.keystore import InsecureKeyFileError, KeyFileError, KeyNotFoundError, encode_public_key
 
-__all__ = ["key"]
+__all__ = ["BadInput", "key"]
+
+
+class BadInput(click.ClickException):
+    """A one-line ``notar: error: ...`` with exit code 2 (bad arguments or input files)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"notar: error: {self.format_message()}", err=True)
+
+
+def _os_reason(e: OSError) -> str:
+    return e.strerror or type(e).__name__
+
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
 
@@ -56,14 +73,38 @@ def generate(ctx: Context, name: str, directory: str, keytype: str) -> None:
     """
     _check_name(name)
     pub_path = Path(directory) / f"{name}.pub"
-    if pub_path.exists():
+    if os.path.lexists(pub_path):
         raise click.UsageError(f"public key file already exists: {pub_path}")
+    try:
+        pub_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInput(f"--dir: {e.filename or pub_path.parent}: {_os_reason(e)}") from None
+    # Claim the .pub file before the private key is stored, so that a .pub that cannot be written
+    # never leaves an orphaned private key behind (and a stored key is removed if writing fails).
+    try:
+        fd = os.open(pub_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        raise click.UsageError(f"public key file already exists: {pub_path}") from None
+    except OSError as e:
+        raise BadInput(f"--dir: {pub_path}: {_os_reason(e)}") from None
+    keystore = ctx.keystore()
     private = PrivateKey.generate(keytype)
-    ctx.keystore().add(private, role=name)
-    pub_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(pub_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(encode_public_key(private.public_key, role=name))
+    stored: Path | None = None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            stored = keystore.add(private, role=name)
+            f.write(encode_public_key(private.public_key, role=name))
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            pub_path.unlink()
+        if stored is not None:
+            with contextlib.suppress(OSError, KeyNotFoundError):
+                keystore.remove(private.key_id)
+        if isinstance(e, OSError) and not isinstance(e, NotarError):
+            raise click.ClickException(f"cannot write {pub_path}: {_os_reason(e)}") from None
+        raise
     if ctx.output == "json":
         click.echo(json.dumps({"name": name, "key_id": private.key_id, "public_key": str(pub_path)}))
     else:
@@ -79,7 +120,10 @@ def load(ctx: Context, file: str, name: str) -> None:
     """Import a private key FILE (PEM; encrypted keys are decrypted with the source passphrase)
     into the trust directory, re-encrypted with the repository passphrase."""
     _check_name(name)
-    info = ctx.keystore().import_key_file(Path(file), role=name)
+    try:
+        info = ctx.keystore().import_key_file(Path(file), role=name)
+    except (KeyFileError, InsecureKeyFileError) as e:  # the input file is bad: exit 2, as --help says
+        raise BadInput(str(e)) from None
     if ctx.output == "json":
         click.echo(json.dumps({"name": name, "key_id": info.key_id}))
     else:

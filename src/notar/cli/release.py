@@ -12,7 +12,8 @@ import click
 from click.core import ParameterSource
 
 from notar.cli._common import Context, trust_options
-from notar.cli.keys import _check_name
+from notar.cli.keys import BadInput, _check_name
+from notar.keystore import KeyFileError, read_regular_file
 from notar.release import (
     ReleaseOptions,
     ReleaseResult,
@@ -20,6 +21,7 @@ from notar.release import (
     SecretsError,
     SecretsManager,
     TaskError,
+    check_value,
     default_secret_names,
     load_tasks,
     make_task,
@@ -31,6 +33,8 @@ from notar.release import (
 __all__ = ["release", "secrets"]
 
 _REGION_ENV = ["NOTAR_RELEASE_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"]
+_MAX_PASSPHRASE_BYTES = 4096
+_MAX_KEY_FILE_BYTES = 65536  # what fits into a secret (Secrets Manager's limit)
 _TASK_FLAGS = {
     "image": "--image",
     "src": "--src",
@@ -41,12 +45,15 @@ _TASK_FLAGS = {
 }
 
 
-class TaskFileError(click.ClickException):
+class TaskFileError(BadInput):
     exit_code = 2
 
 
 class TasksFailed(click.ClickException):
     exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"notar: error: {self.format_message()}", err=True)
 
 
 class _Reporter:
@@ -225,12 +232,40 @@ def secrets() -> None:
     """Keep signing keys for `notar release` in AWS Secrets Manager."""
 
 
+def _read_passphrase_file(passphrase_file: str) -> bytes:
+    """At most :data:`_MAX_PASSPHRASE_BYTES` from the file (or stdin for '-'). Pipes are fine
+    (``--passphrase-file <(pass show ...)``); anything that cannot be read is a one-line error."""
+    where = "stdin" if passphrase_file == "-" else passphrase_file  # noqa: S105 - the stdin marker
+    try:
+        if passphrase_file == "-":  # noqa: S105
+            raw = sys.stdin.buffer.read(_MAX_PASSPHRASE_BYTES + 1)
+        else:
+            with open(passphrase_file, "rb") as f:
+                raw = f.read(_MAX_PASSPHRASE_BYTES + 1)
+    except OSError as e:
+        raise BadInput(f"--passphrase-file: {where}: {e.strerror or e}") from None
+    if len(raw) > _MAX_PASSPHRASE_BYTES:
+        raise BadInput(f"--passphrase-file: {where}: larger than {_MAX_PASSPHRASE_BYTES} bytes")
+    return raw
+
+
+def _check_put_signer_options(region: str, key_secret_name: str, passphrase_secret_name: str) -> None:
+    """The same rules as for a release task, so that what is stored can be released later."""
+    for option, field, value in (
+        ("--region", "region", region),
+        ("--key-secret-name", "key_secret_name", key_secret_name),
+        ("--passphrase-secret-name", "passphrase_secret_name", passphrase_secret_name),
+    ):
+        why = check_value(field, value)
+        if why:
+            raise BadInput(f"{option}: {why}")
+
+
 def _read_passphrase(passphrase_file: str | None, passphrase_env: str | None) -> str:
     if passphrase_file and passphrase_env:
         raise click.UsageError("give --passphrase-file or --passphrase-env, not both")
     if passphrase_file:
-        from_stdin = passphrase_file == "-"  # noqa: S105 - "-" is the stdin marker, not a password
-        raw = sys.stdin.buffer.read() if from_stdin else Path(passphrase_file).read_bytes()
+        raw = _read_passphrase_file(passphrase_file)
         buf = bytearray(raw)
         del raw
         try:
@@ -291,16 +326,22 @@ def put_signer_command(
     """
     _check_name(name)
     default_key, default_pass = default_secret_names(name)
+    key_secret_name = key_secret_name or default_key
+    passphrase_secret_name = passphrase_secret_name or default_pass
+    _check_put_signer_options(region, key_secret_name, passphrase_secret_name)
+    try:
+        key_pem = bytearray(read_regular_file(key_file, limit=_MAX_KEY_FILE_BYTES))
+    except KeyFileError as e:
+        raise BadInput(f"--key: {e}") from None
     passphrase = _read_passphrase(passphrase_file, passphrase_env)
-    key_pem = bytearray(Path(key_file).read_bytes())
     try:
         stored = put_signer(
             name,
             key_pem,
             passphrase,
             secrets=SecretsManager(region),
-            key_secret_name=key_secret_name or default_key,
-            passphrase_secret_name=passphrase_secret_name or default_pass,
+            key_secret_name=key_secret_name,
+            passphrase_secret_name=passphrase_secret_name,
             force=force,
             kms_key_id=kms_key_id,
         )

@@ -19,6 +19,21 @@ from notar.tuf import roles
 __all__ = ["TrustCache"]
 
 
+def _mkdir(directory: Path) -> None:
+    """``mkdir -p`` (mode 0700); a path through a file or an unwritable directory is a one-line error."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        blocker = next(
+            (p for p in reversed((directory, *directory.parents)) if p.exists() and not p.is_dir()), None
+        )
+        if blocker is not None:
+            raise ClientError(f"cannot use the trust cache: {blocker}: not a directory") from None
+        raise ClientError(
+            f"cannot use the trust cache: {e.filename or directory}: {e.strerror or e}"
+        ) from None
+
+
 class TrustCache:
     """Cached metadata below ``<trust_dir>/tuf``."""
 
@@ -48,17 +63,22 @@ class TrustCache:
         """Write several roles, each atomically."""
         for role, data in files.items():
             path = self._path(gun, role)
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            _mkdir(path.parent)
+            try:
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            except OSError as e:
+                raise ClientError(f"cannot write the trust cache: {path.parent}: {e.strerror or e}") from None
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
-            except BaseException:
+            except BaseException as e:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+                if isinstance(e, OSError):
+                    raise ClientError(f"cannot write the trust cache: {path}: {e.strerror or e}") from None
                 raise
 
     def remove(self, gun: str, role: str) -> None:
@@ -90,8 +110,14 @@ class TrustCache:
     def lock(self, gun: str) -> Iterator[None]:
         """An exclusive per-repository lock (held across an update or publish)."""
         directory = self._dir(gun).parent
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(directory / ".lock", "a+b") as f:
+        _mkdir(directory)
+        try:
+            f = open(directory / ".lock", "a+b")  # noqa: SIM115 - closed below
+        except OSError as e:
+            raise ClientError(
+                f"cannot use the trust cache: {directory / '.lock'}: {e.strerror or e}"
+            ) from None
+        with f:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
                 yield

@@ -22,12 +22,13 @@ from notar.keystore._passphrase import (
     PromptPassphrases,
     notary_passphrase_env,
 )
-from notar.keystore._store import FileKeyStore, KeyInfo
+from notar.keystore._store import FileKeyStore, KeyInfo, read_regular_file
 from notar.keystore.errors import (
     InsecureKeyFileError,
     KeyExistsError,
     KeyFileError,
     KeyNotFoundError,
+    KeyStorageError,
     KeystoreError,
     PassphraseUnavailableError,
     WrongPassphraseError,
@@ -46,6 +47,7 @@ __all__ = [
     "KeyFileError",
     "KeyInfo",
     "KeyNotFoundError",
+    "KeyStorageError",
     "KeystoreError",
     "PassphraseRetriever",
     "PassphraseUnavailableError",
@@ -55,4 +57,5 @@ __all__ = [
     "encode_private_key",
     "encode_public_key",
     "notary_passphrase_env",
+    "read_regular_file",
 ]

@@ -75,6 +75,11 @@ def _short(key_id: str) -> str:
     return key_id[:7]
 
 
+def _key(alias: str, key_id: str) -> str:
+    """``the alice key 0f87883`` (no trailing ID when the key's ID is not known yet)."""
+    return f"the {alias} key" + (f" {_short(key_id)}" if key_id else "")
+
+
 class EnvPassphrases:
     """Passphrases from environment variables, with exactly notary's and docker's rules.
 
@@ -118,7 +123,7 @@ class EnvPassphrases:
             raise PassphraseUnavailableError(f"no passphrase for the {alias} key: set {names}")
         if attempt >= ENV_ATTEMPTS:
             raise PassphraseUnavailableError(
-                f"the passphrase in {name} does not unlock the {alias} key {_short(key_id)}"
+                f"the passphrase in {name} does not unlock {_key(alias, key_id)}"
             )
         return self._environ[name]
 
@@ -187,7 +192,7 @@ class PromptPassphrases:
                 self._cache.pop(alias, None)
                 if attempt >= self._max_attempts:
                     raise PassphraseUnavailableError(
-                        f"giving up after {attempt} wrong passphrases for the {alias} key {_short(key_id)}"
+                        f"giving up after {attempt} wrong passphrases for {_key(alias, key_id)}"
                     )
             if not self._terminal():
                 raise PassphraseUnavailableError(
@@ -238,7 +243,7 @@ class CallbackPassphrases:
     def __call__(self, key_id: str, alias: str, *, create_new: bool, attempt: int) -> str:
         if attempt >= self._max_attempts:
             raise PassphraseUnavailableError(
-                f"giving up after {attempt} wrong passphrases for the {alias} key {_short(key_id)}"
+                f"giving up after {attempt} wrong passphrases for {_key(alias, key_id)}"
             )
         passphrase = self._fn(key_id, alias)
         if passphrase is None:

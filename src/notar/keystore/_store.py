@@ -38,13 +38,14 @@ from notar.keystore.errors import (
     KeyExistsError,
     KeyFileError,
     KeyNotFoundError,
+    KeyStorageError,
     KeystoreError,
     PassphraseUnavailableError,
     WrongPassphraseError,
 )
 from notar.tuf.roles import ROOT, SNAPSHOT, TARGETS, TIMESTAMP
 
-__all__ = ["FileKeyStore", "KeyInfo"]
+__all__ = ["FileKeyStore", "KeyInfo", "read_regular_file"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ IMPORT_ALIAS: Final = "encrypted"  # the alias docker asks for when a file to im
 _GUN_ROLES: Final = frozenset({TARGETS, SNAPSHOT, TIMESTAMP})
 _KEY_ID: Final = re.compile(r"[0-9a-f]{64}\Z")
 _MAX_ATTEMPTS: Final = 10  # like notary: stop even if a retriever never gives up
+_warned_insecure: set[str] = set()  # stored key files already reported as group/other-accessible
+_warned_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +91,75 @@ def _gun_for(role: str, gun: str | None) -> str | None:
     return gun
 
 
-def _read_limited(fd: int, what: Path) -> bytes:
+def _read_limited(fd: int, what: Path, limit: int = MAX_KEY_FILE_BYTES) -> bytes:
     chunks = []
     total = 0
     while chunk := os.read(fd, 65536):
         chunks.append(chunk)
         total += len(chunk)
-        if total > MAX_KEY_FILE_BYTES:
-            raise KeyFileError(f"{what}: key file is too large (more than 1 MiB)")
+        if total > limit:
+            size = f"{limit // (1024 * 1024)} MiB" if limit % (1024 * 1024) == 0 else f"{limit} bytes"
+            raise KeyFileError(f"{what}: key file is too large (more than {size})")
     return b"".join(chunks)
+
+
+def _os_reason(e: OSError) -> str:
+    return e.strerror or type(e).__name__
+
+
+def _open_regular(path: Path) -> tuple[int, os.stat_result]:
+    """Open *path* for reading without blocking (a FIFO would hang a plain open) and make sure it
+    is a regular file; returns the descriptor (the caller closes it) and its ``fstat``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: no such file") from None
+    except OSError as e:
+        raise KeyFileError(f"{path}: cannot open: {_os_reason(e)}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise KeyFileError(f"{path}: not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_regular_file(path: Path | str, *, limit: int = MAX_KEY_FILE_BYTES, private: bool = False) -> bytes:
+    """The bytes of *path*, which must be a regular file (FIFOs and devices are refused without
+    blocking) of at most *limit* bytes. *private*: refuse a file that group or others may read or
+    write (:class:`InsecureKeyFileError`). Every failure is a one-line :class:`KeyFileError`."""
+    path = Path(path)
+    fd, st = _open_regular(path)
+    try:
+        if private and st.st_mode & 0o077:
+            raise InsecureKeyFileError(
+                f"refusing to load {path}: private key files must not be readable or writable by "
+                f"group or others (mode {stat.S_IMODE(st.st_mode):04o}; run chmod 600 on it)"
+            )
+        try:
+            return _read_limited(fd, path, limit)
+        except OSError as e:
+            raise KeyFileError(f"{path}: cannot read: {_os_reason(e)}") from None
+    finally:
+        os.close(fd)
+
+
+def _warn_if_insecure(path: Path, st: os.stat_result) -> None:
+    """Once per file and process: a stored private key that group or others can read or write."""
+    if not st.st_mode & 0o077:
+        return
+    with _warned_lock:
+        if str(path) in _warned_insecure:
+            return
+        _warned_insecure.add(str(path))
+    log.warning(
+        "private key file %s is accessible to group or others (mode %04o): run chmod 600 on it",
+        path,
+        stat.S_IMODE(st.st_mode),
+    )
 
 
 class FileKeyStore:
@@ -154,17 +217,24 @@ class FileKeyStore:
             )
 
     def _ensure_private_dir(self) -> None:
-        if not self.trust_dir.is_dir():
-            self.trust_dir.mkdir(parents=True, mode=0o700)
-            self.trust_dir.chmod(0o700)
-        if not self.private_dir.is_dir():
-            self.private_dir.mkdir(mode=0o700)
-            self.private_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+        for directory, parents in ((self.trust_dir, True), (self.private_dir, False)):
+            if directory.is_dir():
+                continue
+            try:
+                directory.mkdir(parents=parents, mode=0o700)
+                directory.chmod(0o700)  # mkdir's mode is filtered by the umask
+            except FileExistsError:
+                raise KeyStorageError(f"{directory}: not a directory") from None
+            except OSError as e:
+                raise KeyStorageError(f"{e.filename or directory}: {_os_reason(e)}") from None
 
     def _write(self, path: Path, data: bytes) -> None:
         """Atomic replace: temp file (0600, same directory), fsync, rename, fsync the directory."""
         self._ensure_private_dir()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
+        except OSError as e:
+            raise KeyStorageError(f"cannot write {path}: {_os_reason(e)}") from None
         try:
             with os.fdopen(fd, "wb") as f:
                 os.fchmod(f.fileno(), 0o600)
@@ -172,9 +242,11 @@ class FileKeyStore:
                 f.flush()
                 os.fsync(f.fileno())
             Path(tmp).replace(path)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(OSError):
                 Path(tmp).unlink()
+            if isinstance(e, OSError):
+                raise KeyStorageError(f"cannot write {path}: {_os_reason(e)}") from None
             raise
         with contextlib.suppress(OSError):  # durability of the rename; not fatal where unsupported
             dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
@@ -191,7 +263,12 @@ class FileKeyStore:
             if not paths:
                 raise KeyNotFoundError(f"no private key with ID {_short(key_id)} in {self.private_dir}")
             for path in paths:
-                path.unlink()
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    raise KeyStorageError(f"cannot remove {path}: {_os_reason(e)}") from None
                 log.debug("removed key file %s", path)
             self._cache.pop(key_id, None)
 
@@ -233,7 +310,10 @@ class FileKeyStore:
             except PassphraseUnavailableError as e:
                 if attempt == 0:
                     raise
-                raise WrongPassphraseError(f"wrong passphrase for {_label(alias, key_id)} ({e})") from None
+                label, reason = _label(alias, key_id), str(e)
+                if label in reason:  # "the passphrase in X does not unlock the alice key 0f87883"
+                    raise WrongPassphraseError(f"wrong passphrase: {reason}") from None
+                raise WrongPassphraseError(f"wrong passphrase for {label} ({reason})") from None
             except KeyFileError as e:
                 raise KeyFileError(f"{where}: {e}") from e
         raise AssertionError("unreachable")  # pragma: no cover
@@ -255,7 +335,10 @@ class FileKeyStore:
             try:
                 found[key_id] = self._info(path, key_id, self._read(path))
             except KeystoreError as e:
-                log.warning("skipping unreadable key file %s: %s", path, e)
+                # the message starts with the path already
+                reason = str(e)
+                shown = reason if reason.startswith(str(path)) else f"{path}: {reason}"
+                log.warning("skipping unreadable key file %s", shown)
         return sorted(found.values(), key=lambda i: (i.role, i.gun or "", i.key_id))
 
     def info(self, key_id: str) -> KeyInfo:
@@ -296,24 +379,7 @@ class FileKeyStore:
     ) -> KeyInfo:
         """:meth:`import_key` from a file, which must not be readable or writable by group or others."""
         path = Path(path)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise KeyFileError(f"{path}: no such file") from None
-        except OSError as e:
-            raise KeyFileError(f"{path}: cannot open: {e.strerror}") from None
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise KeyFileError(f"{path}: not a regular file")
-            if st.st_mode & 0o077:
-                raise InsecureKeyFileError(
-                    f"refusing to load {path}: private key files must not be readable or writable by "
-                    f"group or others (mode {stat.S_IMODE(st.st_mode):04o}; run chmod 600 on it)"
-                )
-            data = _read_limited(fd, path)
-        finally:
-            os.close(fd)
+        data = read_regular_file(path, private=True)
         return self._import(data, role=role, gun=gun, source_passphrase=source_passphrase, where=path)
 
     def _import(
@@ -369,13 +435,17 @@ class FileKeyStore:
 
     def _read(self, path: Path) -> bytes:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise KeyNotFoundError(f"{path}: no such key file") from None
-        except OSError as e:
-            raise KeyFileError(f"{path}: cannot read: {e.strerror}") from None
+            fd, st = _open_regular(path)
+        except KeyFileError:
+            if not os.path.lexists(path):
+                raise KeyNotFoundError(f"{path}: no such key file") from None
+            raise
         try:
-            return _read_limited(fd, path)
+            _warn_if_insecure(path, st)
+            try:
+                return _read_limited(fd, path)
+            except OSError as e:
+                raise KeyFileError(f"{path}: cannot read: {_os_reason(e)}") from None
         finally:
             os.close(fd)
 

@@ -13,6 +13,7 @@ __all__ = [
     "KeyExistsError",
     "KeyFileError",
     "KeyNotFoundError",
+    "KeyStorageError",
     "KeystoreError",
     "PassphraseUnavailableError",
     "WrongPassphraseError",
@@ -45,3 +46,13 @@ class KeyExistsError(KeystoreError):
 
 class InsecureKeyFileError(KeystoreError):
     """A private key file to import is readable or writable by group or others."""
+
+
+class KeyStorageError(KeystoreError, OSError):
+    """The trust directory or a key file in it cannot be created, written or removed.
+
+    Also an :class:`OSError`, for callers that catch those; the message names the path and the reason.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

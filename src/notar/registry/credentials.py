@@ -20,8 +20,10 @@ import binascii
 import json
 import os
 import re
+import selectors
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +33,13 @@ from notar.registry.errors import CredentialsError
 
 __all__ = [
     "DOCKER_HUB_AUTH_KEY",
+    "MAX_HELPER_OUTPUT",
     "CredentialProvider",
     "Credentials",
     "DockerConfigCredentials",
     "StaticCredentials",
     "docker_config_path",
+    "helper_environment",
 ]
 
 DOCKER_HUB_AUTH_KEY: Final = "https://index.docker.io/v1/"
@@ -43,6 +47,74 @@ _HUB_HOSTS: Final = frozenset({"docker.io", "index.docker.io", "registry-1.docke
 _HELPER_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TOKEN_USERNAME: Final = "<token>"  # noqa: S105 - a marker, not a password
 _MAX_CONFIG_SIZE: Final = 16 * 1024 * 1024
+MAX_HELPER_OUTPUT: Final = 1024 * 1024  # a helper's answer is a few hundred bytes; more is hostile
+# Variables that never reach a credential helper: every passphrase variable (docker's
+# DOCKER_CONTENT_TRUST_{ROOT,REPOSITORY}_PASSPHRASE, notary's NOTARY_<ALIAS>_PASSPHRASE,
+# NOTAR_SERVER_KEY_PASSPHRASE, ...). Matched by name, so variables added later are covered too.
+_SECRET_ENV_MARKER: Final = "PASSPHRASE"  # noqa: S105 - part of variable names
+
+
+def helper_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """*env* without any passphrase variable (what a credential helper gets to see)."""
+    return {k: v for k, v in env.items() if _SECRET_ENV_MARKER not in k.upper()}
+
+
+class _HelperOutputTooLarge(Exception):
+    pass
+
+
+def _run_capped(
+    argv: list[str], stdin: bytes, env: Mapping[str, str], timeout: float, limit: int
+) -> tuple[int, bytes, bytes]:
+    """Run *argv*; (exit code, stdout, stderr). stdout over *limit* bytes raises
+    :class:`_HelperOutputTooLarge`, more than *timeout* seconds :class:`subprocess.TimeoutExpired`
+    (the child is killed either way); stderr beyond *limit* is dropped."""
+    deadline = time.monotonic() + timeout
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env),
+        close_fds=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    out, err = bytearray(), bytearray()
+    try:
+        try:
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ, out)
+            sel.register(proc.stderr, selectors.EVENT_READ, err)
+            while sel.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise subprocess.TimeoutExpired(argv, timeout)
+                for key, _ in sel.select(remaining):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        sel.unregister(key.fileobj)
+                        continue
+                    buf: bytearray = key.data
+                    if buf is out and len(out) + len(chunk) > limit:
+                        raise _HelperOutputTooLarge
+                    if len(buf) < limit:
+                        buf += chunk[: limit - len(buf)]
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise subprocess.TimeoutExpired(argv, timeout)
+        returncode = proc.wait(remaining)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+    return returncode, bytes(out), bytes(err)
 
 
 @dataclass(frozen=True)
@@ -224,32 +296,35 @@ class DockerConfigCredentials:
                 registry=server,
             )
         try:
-            result = subprocess.run(
+            returncode, stdout, stderr = _run_capped(
                 [exe, "get"],
-                input=server.encode(),
-                capture_output=True,
-                timeout=self.helper_timeout,
-                env=self._env,
-                check=False,
+                server.encode(),
+                helper_environment(self._env),
+                self.helper_timeout,
+                MAX_HELPER_OUTPUT,
             )
         except subprocess.TimeoutExpired:
             raise CredentialsError(
                 f"credential helper {program} did not answer for {server} within {self.helper_timeout:g} s",
                 registry=server,
             ) from None
+        except _HelperOutputTooLarge:
+            raise CredentialsError(
+                f"credential helper {program} printed more than {MAX_HELPER_OUTPUT // 1024} KiB for {server}",
+                registry=server,
+            ) from None
         except OSError as e:
             raise CredentialsError(f"cannot run credential helper {program}: {e}", registry=server) from e
-        if result.returncode != 0:
-            message = (result.stdout or result.stderr).decode(errors="replace").strip()
+        if returncode != 0:
+            message = (stdout or stderr).decode(errors="replace").strip()
             if "credentials not found" in message.lower():
                 return None
             raise CredentialsError(
-                f"credential helper {program} failed for {server} "
-                f"(exit {result.returncode}): {message[:200]}",
+                f"credential helper {program} failed for {server} (exit {returncode}): {message[:200]}",
                 registry=server,
             )
         try:
-            answer = json.loads(result.stdout)
+            answer = json.loads(stdout)
         except (ValueError, RecursionError):
             raise CredentialsError(
                 f"credential helper {program} printed something that is not JSON for {server}",

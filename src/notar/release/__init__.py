@@ -22,7 +22,7 @@ from notar.release._run import (
 )
 from notar.release._secrets import SecretBytes, SecretsError, SecretsManager, wipe
 from notar.release._setup import SignerSecrets, default_secret_names, put_signer
-from notar.release._task import FIELDS, ReleaseTask, TaskError, load_tasks, make_task
+from notar.release._task import FIELDS, ReleaseTask, TaskError, check_value, load_tasks, make_task
 
 __all__ = [
     "FIELDS",
@@ -37,6 +37,7 @@ __all__ = [
     "SignerSecrets",
     "TaskError",
     "check_signer",
+    "check_value",
     "decrypt_key",
     "default_secret_names",
     "load_tasks",

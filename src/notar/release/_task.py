@@ -17,7 +17,9 @@ and that ``src`` exists; each error names the file and the line (from ``yaml.com
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -27,7 +29,15 @@ import yaml
 from notar.errors import NotarError
 from notar.registry import InvalidReferenceError, Reference, parse_reference
 
-__all__ = ["FIELDS", "ReleaseTask", "TaskError", "load_tasks", "make_task"]
+__all__ = [
+    "FIELDS",
+    "MAX_TASK_FILE_BYTES",
+    "ReleaseTask",
+    "TaskError",
+    "check_value",
+    "load_tasks",
+    "make_task",
+]
 
 REQUIRED: Final = ("image", "signer_name", "key_secret_name", "passphrase_secret_name", "region")
 OPTIONAL: Final = ("src",)
@@ -39,6 +49,7 @@ _SECRET = re.compile(
     r"(?:arn:[a-z0-9-]+:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}\Z"
 )
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+\Z")
+MAX_TASK_FILE_BYTES: Final = 4 * 1024 * 1024
 
 
 class TaskError(NotarError):
@@ -62,8 +73,9 @@ class ReleaseTask:
         return parse_reference(self.image)
 
 
-def _check_value(name: str, value: str) -> str | None:
-    """Why *value* is not acceptable for field *name*, or None."""
+def check_value(name: str, value: str) -> str | None:
+    """Why *value* is not acceptable for task field *name* (``image``, ``signer_name``,
+    ``key_secret_name``, ``passphrase_secret_name``, ``region``), or None."""
     if not value or value != value.strip():
         return "must be a non-empty string without surrounding spaces"
     if name == "image":
@@ -97,7 +109,7 @@ def make_task(values: dict[str, str], *, where: str = "<flags>", base: Path | No
             raise TaskError(f"{where}: unknown field {name!r}")
         if name == "src":
             continue
-        why = _check_value(name, value)
+        why = check_value(name, value)
         if why:
             raise TaskError(f"{where}: {name}: {why}")
     src = _src_path(values.get("src"), where, base)
@@ -146,14 +158,45 @@ def _kind(node: yaml.Node) -> str:
     return "something else"
 
 
+def _read_task_file(path: Path) -> str:
+    """The file's text: a regular file (a FIFO or device is refused, not waited on) of at most
+    :data:`MAX_TASK_FILE_BYTES`, in UTF-8."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as e:
+        raise TaskError(f"{path}: cannot read the task file: {e.strerror or e}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise TaskError(f"{path}: cannot read the task file: not a regular file")
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_TASK_FILE_BYTES:
+                raise TaskError(
+                    f"{path}: the task file is too large (more than {MAX_TASK_FILE_BYTES // (1024 * 1024)} MiB)"
+                )
+    except OSError as e:
+        raise TaskError(f"{path}: cannot read the task file: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TaskError(
+            f"{path}: cannot read the task file: not UTF-8 ({e.reason} at byte {e.start})"
+        ) from None
+
+
 def load_tasks(path: Path) -> list[ReleaseTask]:
     """Parse and check a task file; raises :class:`TaskError` naming ``file:line``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise TaskError(f"{path}: cannot read the task file: {e}") from e
+    text = _read_task_file(path)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise TaskError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -208,7 +251,7 @@ def _task_from_node(path: Path, node: yaml.Node) -> ReleaseTask:
         if not (isinstance(value, yaml.ScalarNode) and value.tag == "tag:yaml.org,2002:str"):
             raise TaskError(f"{path}:{_line(value)}: {name} must be a string, got {_kind(value)}")
         if name != "src":
-            why = _check_value(name, value.value)
+            why = check_value(name, value.value)
             if why:
                 raise TaskError(f"{path}:{_line(value)}: {name}: {why}")
         values[name] = value.value
