@@ -10,7 +10,6 @@ import os
 import signal
 import stat
 import tarfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -166,7 +165,6 @@ def test_a_new_dir_gets_mkdirs_mode(pushed: tuple[FakeRegistry, StubTrust, Image
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o750
 
 
-@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
 def test_an_unusable_parent_is_a_destination_error(
     pushed: tuple[FakeRegistry, StubTrust, Image],
 ) -> None:
@@ -179,7 +177,6 @@ def test_an_unusable_parent_is_a_destination_error(
 # --------------------------------------------------------------------------- 3: SIGTERM
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals")
 def test_sigterm_during_a_pull_cleans_up(
     pushed: tuple[FakeRegistry, StubTrust, Image], tmp_path: Path
 ) -> None:
