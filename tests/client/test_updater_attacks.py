@@ -774,6 +774,13 @@ MALFORMED: dict[str, Callable[[bytes, str], bytes]] = {
     "huge-integer": lambda valid, role: valid.replace(
         b'"version":', b'"version":' + b"9" * 5000 + b',"v":', 1
     ),
+    # documents Go reads differently (red-team #11): notar must refuse them, not pick its own reading
+    "go-folded-signed": _edit(lambda d, r: d.update(Signed=d["signed"], Signatures=d["signatures"])),
+    "go-folded-field": _edit(lambda d, r: d["signed"].update(Version=d["signed"]["version"] + 100)),
+    "duplicate-key": lambda valid, role: valid.replace(b'{"signed":', b'{"signed":{},"signed":', 1),
+    "integral-fraction": lambda valid, role: re.sub(rb'"version":(\d+)', rb'"version":\1.0', valid, count=1),
+    "exponent": lambda valid, role: re.sub(rb'"version":(\d+)', rb'"version":\1e0', valid, count=1),
+    "beyond-2**53": lambda valid, role: valid.replace(b'"version":', b'"version":9007199254740993,"v":', 1),
 }
 MALFORMED_ROLES = [roles.ROOT, roles.TIMESTAMP, roles.SNAPSHOT, roles.TARGETS, RELEASES]
 HUGE_INT_BUG = (

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notar.encoding import EncodingError, b64decode, b64encode, canonical_json, go_html_escape, loads_strict
+from notar.encoding import (
+    EncodingError,
+    b64decode,
+    b64encode,
+    canonical_json,
+    go_file_escape,
+    go_fold,
+    loads_strict,
+)
 from notar.encoding._json import _encode_slow
 
 json_values = st.recursive(
@@ -79,15 +87,74 @@ def test_round_trip(value: Any) -> None:
     assert canonical_json(loads_strict(data)) == data
 
 
-def test_floats() -> None:
-    assert loads_strict(b'{"v":1.0,"w":2e3}') == {"v": 1, "w": 2000}
-    for bad in (b'{"v":1.5}', b'{"v":NaN}', b'{"v":Infinity}'):
+def test_numbers_are_integer_literals_within_float64_precision() -> None:
+    # Go refuses 1.0 / 2e3 in a typed int field and reads them as floats elsewhere: notar refuses them
+    for bad in (
+        b'{"v":1.0}',
+        b'{"v":2e3}',
+        b'{"v":1E0}',
+        b'{"v":1.5}',
+        b'{"v":NaN}',
+        b'{"v":Infinity}',
+        b'{"v":1e400}',
+    ):
+        with pytest.raises(EncodingError, match="integer literal|not valid JSON|malformed"):
+            loads_strict(bad)
+    # beyond 2**53 Go's float64 (signature checks re-encode a generic value) changes the number
+    assert loads_strict(b'{"v":9007199254740992,"w":-9007199254740992}') == {"v": 2**53, "w": -(2**53)}
+    for bad in (b'{"v":9007199254740993}', b'{"v":-9007199254740993}', b'{"v":' + b"9" * 5000 + b"}"):
         with pytest.raises(EncodingError):
             loads_strict(bad)
+    # -0 is 0 for both readers (Go's int64(-0.0) is 0, canonical "0")
+    assert loads_strict(b'{"v":-0}') == {"v": 0}
+    assert canonical_json(loads_strict(b'{"v":-0}')) == b'{"v":0}'
     with pytest.raises(EncodingError):
         canonical_json({"v": float("nan")})
     with pytest.raises(EncodingError, match="non-integral"):
         _encode_slow({"v": 1.5}, [])
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b'{"a":1,"a":1}',
+        b'{"signed":{},"sig\\u006eed":{}}',  # the same key after unescaping
+        b'{"x":[{"k":1,"k":2}]}',  # at any depth
+        b'{"t":{"latest":{},"latest":{}}}',
+    ],
+)
+def test_duplicate_keys_are_refused_at_every_level(doc: bytes) -> None:
+    with pytest.raises(EncodingError, match="duplicate object key"):
+        loads_strict(doc, what="targets")
+
+
+def test_keys_differing_in_case_are_kept_apart_by_the_parser() -> None:
+    # Go maps keep such keys apart too; the typed readers refuse them where Go folds onto a struct field
+    assert loads_strict(b'{"latest":1,"Latest":2}') == {"latest": 1, "Latest": 2}
+
+
+def test_go_fold() -> None:
+    assert go_fold("Signed") == go_fold("SIGNED") == go_fold("signed") == "signed"
+    assert go_fold("\u017figned") == "signed"  # LATIN SMALL LETTER LONG S
+    assert go_fold("\u212aeyval") == "keyval"  # KELVIN SIGN
+    assert go_fold("_TYPE") == "_type"
+    assert go_fold("\u00e9") == "\u00e9" and go_fold("\u00c9") == "\u00c9"  # only ASCII case folds
+
+
+def test_invalid_utf8_and_unpaired_surrogates_are_refused() -> None:
+    # Go would read both as U+FFFD: a different string from the one that was signed
+    for bad in (
+        b'{"a":"\xff"}',
+        b'{"a":"\xed\xa0\x80"}',
+        b'{"a":"\\ud800"}',
+        b'{"a":"\\udc00x"}',
+        b'{"\\uDBFF":1}',
+    ):
+        with pytest.raises(EncodingError, match="UTF-8|surrogate"):
+            loads_strict(bad)
+    assert loads_strict(b'{"a":"\\ud83d\\ude00"}') == {"a": "\U0001f600"}  # a pair is one character
+    with pytest.raises(EncodingError):
+        loads_strict(b'\xef\xbb\xbf{"a":1}')  # a byte order mark, which Go refuses too
 
 
 @pytest.mark.parametrize("bad", [b"", b"{", b'{"a":}', b"\xff\xfe", b"[1,2", b"nul"])
@@ -105,14 +172,29 @@ def test_unencodable() -> None:
         _encode_slow({1: "x"}, [])
 
 
-def test_go_html_escape() -> None:
+def test_go_file_escape() -> None:
     assert (
-        go_html_escape('{"a":"<&>\u2028\u2029"}'.encode()) == b'{"a":"\\u003c\\u0026\\u003e\\u2028\\u2029"}'
+        go_file_escape('{"a":"<&>\u2028\u2029"}'.encode()) == b'{"a":"\\u003c\\u0026\\u003e\\u2028\\u2029"}'
     )
-    assert go_html_escape(b"plain") == b"plain"
-    # what Go's encoder writes, per Python's json with the same escapes
-    text = json.dumps("<&>", ensure_ascii=False)
-    assert go_html_escape(text.encode()) == b'"\\u003c\\u0026\\u003e"'
+    assert go_file_escape(b"plain") == b"plain"
+    # control characters: \n \r \t, else \u00xx (lower-case hex; \b and \f too, as Go of notary's era)
+    assert (
+        go_file_escape(b'"\x00\x01\x08\t\n\x0c\r\x1f\x7f"')
+        == b'"\\u0000\\u0001\\u0008\\t\\n\\u000c\\r\\u001f\x7f"'
+    )
+
+
+def test_go_file_escape_matches_a_file_the_real_notary_wrote() -> None:
+    """tests/vectors/notary-cli-escapes: a changelist file written by notary 0.7 (Go's json.Marshal)."""
+    from tests.conftest import ROOT
+
+    golden = (ROOT / "tests" / "vectors" / "notary-cli-escapes" / "target-name.change").read_bytes()
+    change = json.loads(golden)
+    path = change["path"]
+    assert any(ord(c) < 0x20 for c in path) and "<" in path and "\u2028" in path
+    ours = go_file_escape(canonical_json(path))
+    assert ours in golden
+    assert loads_strict(ours) == path
 
 
 @given(st.binary(max_size=64))

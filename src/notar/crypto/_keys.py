@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from notar.crypto.errors import InvalidKeyError, UnsupportedKeyError
-from notar.encoding import EncodingError, b64decode, b64encode, canonical_json
+from notar.encoding import EncodingError, b64decode, b64encode, canonical_json, go_fold
 
 __all__ = [
     "KEYTYPE_ECDSA",
@@ -61,6 +61,15 @@ def _key_id(keytype: str, public: bytes) -> str:
     return hashlib.sha256(canonical_json(doc)).hexdigest()
 
 
+def _no_folded_fields(value: dict[str, Any], known: tuple[str, ...], what: str) -> None:
+    """Refuse a key Go's decoder would fold onto one of the *known* fields (``"KeyVal"``): a split view."""
+    folded = {go_fold(k): k for k in known}
+    for key in value:
+        field_name = folded.get(go_fold(key))
+        if field_name is not None and field_name != key:
+            raise InvalidKeyError(f"{what}: key {key!r} is read as {field_name!r} by Go clients")
+
+
 def _spki(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -84,11 +93,13 @@ class PublicKey:
         """Parse a key object from metadata (``private`` must be null or absent)."""
         if not isinstance(value, dict):
             raise InvalidKeyError(f"{what}: expected an object")
+        _no_folded_fields(value, ("keytype", "keyval"), what)
         keytype, keyval = value.get("keytype"), value.get("keyval")
         if not isinstance(keytype, str) or not keytype:
             raise InvalidKeyError(f"{what}: missing or invalid keytype")
         if not isinstance(keyval, dict) or not isinstance(keyval.get("public"), str):
             raise InvalidKeyError(f"{what}: missing or invalid keyval.public")
+        _no_folded_fields(keyval, ("public", "private"), f"{what}.keyval")
         if keyval.get("private") not in (None, ""):
             raise InvalidKeyError(f"{what}: metadata must not carry private key material")
         try:

@@ -1,7 +1,8 @@
 """Byte-level encodings shared by every notar layer (stdlib only).
 
 * :func:`canonical_json` -- the canonical JSON that Notary signs (docker/go ``canonical/json``).
-* :func:`go_file_json` -- the bytes Go's ``json.Marshal`` writes around canonical text (HTML escapes).
+* :func:`go_file_escape` -- the escapes Go's ``json.Marshal`` adds to canonical text in a file.
+* :func:`loads_strict` -- JSON as Go reads it, refusing documents Go would read differently.
 * :class:`GoTime` -- a timestamp that keeps nanoseconds and the UTC offset, formatted like Go's RFC3339Nano.
 * :func:`b64encode` / :func:`b64decode` -- standard padded base64, as Go writes ``[]byte`` in JSON.
 """
@@ -9,17 +10,26 @@
 from __future__ import annotations
 
 from notar.encoding._b64 import b64decode, b64encode
-from notar.encoding._json import JSONValue, canonical_json, go_html_escape, loads_strict
+from notar.encoding._json import (
+    MAX_SAFE_INTEGER,
+    JSONValue,
+    canonical_json,
+    go_file_escape,
+    go_fold,
+    loads_strict,
+)
 from notar.encoding._time import GoTime
 from notar.encoding.errors import EncodingError
 
 __all__ = [
+    "MAX_SAFE_INTEGER",
     "EncodingError",
     "GoTime",
     "JSONValue",
     "b64decode",
     "b64encode",
     "canonical_json",
-    "go_html_escape",
+    "go_file_escape",
+    "go_fold",
     "loads_strict",
 ]

@@ -11,8 +11,13 @@ Python's ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 bytes except for control characters, which it escapes. :func:`canonical_json` uses the fast C encoder
 and falls back to an exact pure-Python encoder only when the output contains such an escape.
 
-Files are written by Go's ``json.Marshal``, which additionally escapes ``<``, ``>``, ``&``, U+2028 and
-U+2029 (:func:`go_html_escape`). Those escapes are in the file bytes but not in the signed bytes.
+Files are written by Go's ``json.Marshal`` over those canonical bytes, which escapes what the canonical
+form leaves raw: control characters (``\\n``, ``\\r``, ``\\t``, else ``\\u00xx``), ``<``, ``>``, ``&``, U+2028 and
+U+2029 (:func:`go_file_escape`). Those escapes are in the file bytes but not in the signed bytes.
+
+Reading (:func:`loads_strict`) refuses every document that Go's decoder would read differently from
+Python's: see its docstring. :func:`go_fold` is the key folding Go uses to match object keys to struct
+fields, for the typed readers (``notar.tuf``, ``notar.crypto``) to refuse keys Go would fold onto a field.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, TypeAlias
 
 from notar.encoding.errors import EncodingError
 
-__all__ = ["JSONValue", "canonical_json", "go_html_escape", "loads_strict"]
+__all__ = ["MAX_SAFE_INTEGER", "JSONValue", "canonical_json", "go_file_escape", "go_fold", "loads_strict"]
 
 JSONValue: TypeAlias = "dict[str, JSONValue] | list[JSONValue] | str | int | bool | None"
 
@@ -32,13 +37,31 @@ JSONValue: TypeAlias = "dict[str, JSONValue] | list[JSONValue] | str | int | boo
 # an even number of backslashes (so an escaped backslash followed by "n" does not count).
 _CONTROL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\(?:[bfnrt]|u00[01])")
 
-_HTML_ESCAPES = (
-    (b"<", b"\\u003c"),
-    (b">", b"\\u003e"),
-    (b"&", b"\\u0026"),
-    ("\u2028".encode(), b"\\u2028"),
-    ("\u2029".encode(), b"\\u2029"),
+# What Go's (non-canonical) encoder escapes in strings and the canonical encoder writes raw. Go of the
+# notary 0.7 era writes \b and \f as \u0008 and \u000c (a notary changelist file shows it).
+_FILE_ESCAPES: dict[bytes, bytes] = {
+    **{bytes([c]): b"\\u%04x" % c for c in range(0x20)},
+    b"\n": b"\\n",
+    b"\r": b"\\r",
+    b"\t": b"\\t",
+    b"<": b"\\u003c",
+    b">": b"\\u003e",
+    b"&": b"\\u0026",
+    "\u2028".encode(): b"\\u2028",
+    "\u2029".encode(): b"\\u2029",
+}
+_FILE_ESCAPE_RE = re.compile(rb"[\x00-\x1f<>&]|\xe2\x80[\xa8\xa9]")
+
+#: Go decodes JSON numbers into float64 wherever the target is not a typed integer (signature checks
+#: re-encode the generic value); beyond 2**53 that changes the number, so the signed bytes differ.
+MAX_SAFE_INTEGER = 2**53
+
+# Go's encoding/json matches an object key to a struct field exactly, else case-insensitively with
+# Unicode simple folding; for the ASCII field names of TUF that is ASCII case plus two special letters.
+_GO_FOLD = str.maketrans(
+    {**{chr(c): chr(c + 32) for c in range(ord("A"), ord("Z") + 1)}, "\u212a": "k", "\u017f": "s"}
 )
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def canonical_json(value: Any) -> bytes:
@@ -99,23 +122,45 @@ def _encode_slow(value: Any, out: list[str]) -> None:
         raise EncodingError(f"cannot encode as canonical JSON: unsupported type {type(value).__name__}")
 
 
-def go_html_escape(data: bytes) -> bytes:
-    """Apply the escapes Go's ``json.Marshal`` adds to JSON text: ``<`` ``>`` ``&`` U+2028 U+2029."""
-    for raw, escaped in _HTML_ESCAPES:
-        if raw in data:
-            data = data.replace(raw, escaped)
-    return data
+def go_file_escape(data: bytes) -> bytes:
+    """Escape canonical JSON text as Go's ``json.Marshal`` writes it into a file.
+
+    Control characters become ``\\n`` ``\\r`` ``\\t`` or ``\\u00xx``; ``<`` ``>`` ``&`` U+2028 U+2029 become
+    ``\\u`` escapes. In canonical text these bytes only occur inside strings, so the result is valid JSON
+    that decodes to the same value.
+    """
+    if _FILE_ESCAPE_RE.search(data) is None:
+        return data
+    return _FILE_ESCAPE_RE.sub(lambda m: _FILE_ESCAPES[m.group()], data)
+
+
+def go_fold(key: str) -> str:
+    """*key* folded the way Go's ``encoding/json`` compares object keys with (ASCII) struct field names."""
+    return key.translate(_GO_FOLD)
 
 
 def _parse_float(text: str) -> int:
-    # Go decodes every number into a float64 and the canonical encoder then refuses a fraction.
-    try:
-        number = float(text)
-    except ValueError as e:  # pragma: no cover - json only hands us valid numbers
-        raise EncodingError(f"invalid number {text!r}") from e
-    if not math.isfinite(number) or number != math.trunc(number):
-        raise EncodingError(f"non-integral number {text!r} is not allowed in signed metadata")
-    return int(number)
+    # Go reads a number with a fraction or an exponent into a typed integer field as an error, and into a
+    # generic value as a float64; notar accepts neither form, so both readers agree by refusing it.
+    raise EncodingError(f"number {text!r} is not an integer literal")
+
+
+def _parse_int(text: str) -> int:
+    number = int(text)
+    if not -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
+        raise EncodingError(f"number {text} is too large (at most 2**53 in magnitude)")
+    return number
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise EncodingError(f"duplicate object key {key!r}")
+            seen.add(key)
+    return obj
 
 
 def _reject_constant(name: str) -> Any:
@@ -123,18 +168,33 @@ def _reject_constant(name: str) -> Any:
 
 
 def loads_strict(data: bytes | str, *, what: str = "document") -> Any:
-    """Parse JSON the way notary's readers accept it, with notar's own errors.
+    """Parse a document that Go clients read too; refuse whatever Go would read differently.
 
-    Integral numbers written with a fraction or exponent become ints (as Go's float64 round trip
-    does); non-integral numbers, ``NaN`` and ``Infinity`` are rejected.
+    Refused, each with a one-line :class:`EncodingError`: bytes that are not UTF-8 (Go would substitute
+    U+FFFD), escapes of unpaired surrogates (likewise), duplicate keys in any object after unescaping
+    (Go keeps the last, and folds keys onto struct fields: see :func:`go_fold`), numbers with a fraction
+    or an exponent (an error in Go's typed fields, a float elsewhere), integers beyond 2**53 (rounded by
+    Go's float64), ``NaN``/``Infinity``, and malformed JSON.
     """
     try:
         text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
     except UnicodeDecodeError as e:
         raise EncodingError(f"{what}: not UTF-8") from e
     try:
-        return json.loads(text, parse_float=_parse_float, parse_constant=_reject_constant)
+        value = json.loads(
+            text,
+            object_pairs_hook=_object,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+            parse_constant=_reject_constant,
+        )
     except EncodingError as e:
         raise EncodingError(f"{what}: {e}") from e
     except (ValueError, RecursionError) as e:  # JSONDecodeError, and int() over 4300 digits
         raise EncodingError(f"{what}: malformed JSON ({e})") from e
+    if "\\" in text and _SURROGATE_ESCAPE.search(text) is not None:
+        try:  # paired surrogate escapes decode to one character; an unpaired one stays a surrogate
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise EncodingError(f"{what}: string with an unpaired surrogate escape") from e
+    return value

@@ -32,6 +32,7 @@ from notar.tuf import (
     TufError,
     check_expiry,
     check_hashes,
+    check_targets_content,
     default_expiry,
     delegated_role_keys,
     roles,
@@ -170,6 +171,7 @@ def validate_update(
             )
             verify_signatures(env, role_keys)
             check_expiry(env.signed, clock, role)
+            check_targets_content(env.signed, role_keys)
         except TufError as e:
             raise bad_update("ErrBadTargets", str(e)) from e
         trusted[role] = env.signed

@@ -20,7 +20,8 @@ from notar.encoding import (
     b64decode,
     b64encode,
     canonical_json,
-    go_html_escape,
+    go_file_escape,
+    go_fold,
     loads_strict,
 )
 from notar.tuf import roles
@@ -79,9 +80,35 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _rest(d: Mapping[str, Any], known: Iterable[str]) -> dict[str, Any]:
-    known = set(known)
-    return {k: v for k, v in d.items() if k not in known}
+def _rest(d: Mapping[str, Any], known: Iterable[str], what: str) -> dict[str, Any]:
+    """The fields of struct-like object *d* that are not in *known* (kept, and ignored, as Go ignores them).
+
+    A key that is not a known field but that Go's decoder folds onto one (``"Signed"``, ``"\\u017figned"``,
+    ``"TARGETS"``) is refused: Go would read it as that field and notar would not (a split view).
+    """
+    known = tuple(known)
+    rest = {k: v for k, v in d.items() if k not in known}
+    if rest:
+        folded = {go_fold(k): k for k in known}
+        for key in rest:
+            field_name = folded.get(go_fold(key))
+            if field_name is not None:
+                raise MetadataError(
+                    f"{what}: key {key!r} is read as {field_name!r} by Go clients; refusing the ambiguity"
+                )
+    return rest
+
+
+def _map(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object used as a map with a fixed vocabulary of keys (hashes, meta, key IDs, role names).
+
+    Go keeps such keys exactly; keys that differ only in case are still refused, as no writer makes
+    them and readers that normalise case would disagree.
+    """
+    d = _obj(value, what)
+    if len(d) > 1 and len({go_fold(k) for k in d}) != len(d):
+        raise MetadataError(f"{what}: keys that differ only in letter case")
+    return d
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -120,12 +147,12 @@ class FileMeta:
         if length < 0:
             raise MetadataError(f"{what}.length: must not be negative")
         hashes = {}
-        for alg, digest in _obj(d.get("hashes"), f"{what}.hashes").items():
+        for alg, digest in _map(d.get("hashes"), f"{what}.hashes").items():
             raw = _b64(digest, f"{what}.hashes.{alg}")
             if alg in HASH_LENGTHS and len(raw) != HASH_LENGTHS[alg]:
                 raise MetadataError(f"{what}.hashes.{alg}: invalid {alg} digest length {len(raw)}")
             hashes[alg] = raw
-        return cls(length, hashes, d.get("custom"), _rest(d, ("length", "hashes", "custom")))
+        return cls(length, hashes, d.get("custom"), _rest(d, ("length", "hashes", "custom"), what))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -159,7 +186,7 @@ class Role:
         return cls(
             keyids,
             _int(d.get("threshold"), f"{what}.threshold"),
-            _rest(d, ("keyids", "threshold")),
+            _rest(d, ("keyids", "threshold"), what),
             raw is None,
         )
 
@@ -188,7 +215,7 @@ class DelegatedRole:
             keyids=_str_list(raw, f"{what}.keyids") if raw is not None else [],
             threshold=_int(d.get("threshold"), f"{what}.threshold"),
             paths=_str_list(paths, f"{what}.paths") if paths is not None else [],
-            unrecognized=_rest(d, ("name", "keyids", "threshold", "paths")),
+            unrecognized=_rest(d, ("name", "keyids", "threshold", "paths"), what),
             keyids_null=raw is None,
         )
 
@@ -218,13 +245,13 @@ class Delegations:
         d = _obj(value, what)
         keys = {
             _str(kid, f"{what}.keys"): _key(k, f"{what}.keys.{kid}")
-            for kid, k in _obj(_or(d.get("keys"), {}), f"{what}.keys").items()
+            for kid, k in _map(_or(d.get("keys"), {}), f"{what}.keys").items()
         }
         raw_roles = _or(d.get("roles"), [])
         if not isinstance(raw_roles, list):
             raise MetadataError(f"{what}.roles: expected an array, got {_typename(raw_roles)}")
         dr = [DelegatedRole.from_dict(r, f"{what}.roles[{i}]") for i, r in enumerate(raw_roles)]
-        return cls(keys, dr, _rest(d, ("keys", "roles")))
+        return cls(keys, dr, _rest(d, ("keys", "roles"), what))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -266,7 +293,7 @@ class Signed:
             expires = GoTime.parse(_str(d.get("expires"), f"{what}.expires"), what=f"{what}.expires")
         except EncodingError as e:
             raise MetadataError(str(e)) from e
-        return {"version": version, "expires": expires, "unrecognized": _rest(d, cls._KNOWN)}
+        return {"version": version, "expires": expires, "unrecognized": _rest(d, cls._KNOWN, what)}
 
     def _common_dict(self) -> dict[str, Any]:
         return {"_type": self.TYPE, "expires": self.expires.format(), "version": self.version}
@@ -303,10 +330,10 @@ class Root(Signed):
     def from_dict(cls, value: Any) -> Root:
         d = _obj(value, "root")
         common = cls._common(d)
-        keys = {kid: _key(k, f"root.keys.{kid}") for kid, k in _obj(d.get("keys"), "root.keys").items()}
+        keys = {kid: _key(k, f"root.keys.{kid}") for kid, k in _map(d.get("keys"), "root.keys").items()}
         role_map = {
             name: Role.from_dict(r, f"root.roles.{name}")
-            for name, r in _obj(d.get("roles"), "root.roles").items()
+            for name, r in _map(d.get("roles"), "root.roles").items()
         }
         cs = d.get("consistent_snapshot", False)
         if not isinstance(cs, bool):
@@ -394,7 +421,7 @@ class _MetaSigned(Signed):
         common = cls._common(d)
         meta = {
             name: FileMeta.from_dict(fm, f"{what}.meta.{name}")
-            for name, fm in _obj(d.get("meta"), f"{what}.meta").items()
+            for name, fm in _map(d.get("meta"), f"{what}.meta").items()
         }
         for required in cls._REQUIRED:
             fm = meta.get(required)
@@ -437,6 +464,7 @@ class Signature:
     @classmethod
     def from_dict(cls, value: Any, what: str) -> Signature:
         d = _obj(value, what)
+        _rest(d, ("keyid", "method", "sig"), what)
         return cls(
             keyid=_str(d.get("keyid"), f"{what}.keyid"),
             method=_str(d.get("method"), f"{what}.method").lower(),
@@ -480,6 +508,7 @@ class Envelope(Generic[S]):
         except EncodingError as e:
             raise MetadataError(str(e)) from e
         doc = _obj(doc, what)
+        _rest(doc, ("signed", "signatures"), what)
         signed_value = _obj(doc.get("signed"), f"{what}.signed")
         raw_sigs = doc.get("signatures")
         if raw_sigs is None:
@@ -548,4 +577,4 @@ class Envelope(Generic[S]):
 def encode_file(signed_bytes: bytes, signatures: Iterable[Signature]) -> bytes:
     """``{"signed":...,"signatures":[...]}`` exactly as Go's ``json.Marshal`` writes it."""
     sig_text = b",".join(canonical_json(s.to_dict()) for s in signatures)
-    return go_html_escape(b'{"signed":' + signed_bytes + b',"signatures":[' + sig_text + b"]}")
+    return go_file_escape(b'{"signed":' + signed_bytes + b',"signatures":[' + sig_text + b"]}")

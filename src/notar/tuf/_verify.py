@@ -21,6 +21,7 @@ from notar.tuf.errors import (
     NoSignaturesError,
     RoleError,
     RootError,
+    TargetPathError,
     ThresholdError,
     VersionError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "TrustPinning",
     "check_expiry",
     "check_hashes",
+    "check_targets_content",
     "check_version",
     "delegated_role_keys",
     "root_certificate_keys",
@@ -77,6 +79,28 @@ def verify_signatures(envelope: Envelope[Any], role: RoleKeys) -> set[str]:
     if len(valid) < role.threshold:
         raise ThresholdError(role.name)
     return valid
+
+
+def check_targets_content(targets: Targets, role: RoleKeys) -> None:
+    """What notary's client never writes into a targets file, and no Go reader would use.
+
+    * Targets of a delegated role outside its paths (``role.paths``, already intersected with its
+      ancestors'): notary's client only adds targets inside them and every reader skips the others.
+    * A delegation key listed under an ID that is not its content's ID: notary's client computes the ID
+      from the key, and for Go clients a signature by it is a hard ``key ID is not valid for key content``.
+
+    The server refuses such uploads (they could only ever be shown by a reader that forgets a rule).
+    """
+    if role.paths is not None and role.name != roles.TARGETS:
+        allowed = tuple(role.paths)
+        for name in targets.targets:
+            if not name.startswith(allowed):
+                raise TargetPathError(
+                    f"{role.name} is not allowed to sign target {name!r}: outside its delegated paths"
+                )
+    for kid, key in targets.delegations.keys.items():
+        if key.key_id != kid:
+            raise InvalidKeyIDError(f"delegation key {kid}: key ID is not valid for key content")
 
 
 def check_expiry(signed: Signed, now: GoTime, role: str) -> None:

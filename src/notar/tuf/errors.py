@@ -14,6 +14,7 @@ __all__ = [
     "RoleError",
     "RootError",
     "SignatureError",
+    "TargetPathError",
     "ThresholdError",
     "TufError",
     "VersionError",
@@ -48,8 +49,12 @@ class ThresholdError(SignatureError):
 
 
 class InvalidKeyIDError(SignatureError):
-    def __init__(self) -> None:
-        super().__init__("key ID is not valid for key content")
+    def __init__(self, message: str = "key ID is not valid for key content") -> None:
+        super().__init__(message)
+
+
+class TargetPathError(TufError):
+    """A delegated role lists a target outside the paths it was delegated."""
 
 
 class RootError(TufError):
