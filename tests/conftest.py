@@ -1,8 +1,7 @@
-"""Shared fixtures: the real peers (tests/peers.py) and the reference vectors in ../shared."""
+"""Shared fixtures: the real peers (tests/peers.py) and the reference vectors in tests/vectors/."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,11 @@ pytest_plugins = ["tests.peers", "tests.servers"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def shared_dir() -> Path:
-    """The team's shared reference folder: $NOTAR_SHARED_DIR, else ../shared beside the checkout."""
-    path = Path(os.environ.get("NOTAR_SHARED_DIR", ROOT.parent / "shared"))
-    if not (path / "vectors").is_dir():
-        raise RuntimeError(f"reference vectors not found at {path}/vectors (set NOTAR_SHARED_DIR)")
-    return path
-
-
-VECTORS = shared_dir() / "vectors" / "notary-0.7"
+# Checked-in reference vectors; their origin and how to refresh them: tests/vectors/README.md.
+# Nothing in the tests reads outside the repository.
+VECTORS_DIR = ROOT / "tests" / "vectors"
+VECTORS = VECTORS_DIR / "notary-0.7"
+NOTATION_VECTORS = VECTORS_DIR / "notation"
 
 
 @pytest.fixture(scope="session")

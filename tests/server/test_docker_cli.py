@@ -1,7 +1,7 @@
 """The real docker CLI (28.2.2, client only, no daemon) runs `docker trust ...` against `notar server`.
 
 The same scripted flow (lab/docker-trust-flow.sh, transcript in
-vectors/notary-0.7/docker-cli/docker-trust-flow-transcript.txt) also runs against Go notary-server,
+tests/vectors/notary-0.7/docker-cli/docker-trust-flow-transcript.txt) also runs against Go notary-server,
 and the `docker trust inspect` outputs of both runs must have the same structure.
 
 Loopback registry names (``127.0.0.1:5000/...``) make docker skip verification of the trust server's
