@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from anyio import CapacityLimiter
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from starlette.requests import Request
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -330,47 +332,148 @@ class NotaryApp:
 
     # -- upload parsing ---------------------------------------------------------------------------------
     async def _read_upload(self, request: Request) -> dict[str, bytes]:
-        ctype = request.headers.get("content-type", "")
-        if not ctype.lower().startswith("multipart/form-data"):
+        """The update's parts (role -> bytes), from a complete, well-formed multipart body.
+
+        The body is parsed as it streams in (python-multipart's push parser, see :class:`_UploadParts`), so
+        a bad part is refused before the rest is read. A body that ends before its closing ``--boundary--``
+        delimiter, or inside a part, is MALFORMED_UPLOAD: python-multipart silently drops an unterminated
+        last part, which would otherwise turn a truncated upload into an update without it. Go's
+        notary-server (0.7) does not answer such a body at all (its handler dereferences the nil part that
+        ``NextPart`` returns with the error, and net/http closes the connection).
+
+        A complete body with no parts at all is a valid update, as in notary-server: it is what
+        ``notary publish`` sends when nothing is staged and the server holds the snapshot key (root and
+        targets unchanged, no client snapshot). The server then signs and stores a new snapshot and
+        timestamp, so its 200 reports a publish that did happen; without the snapshot key, or without a
+        stored root, it is refused as notary refuses it (INVALID_UPDATE ErrBadHierarchy / ErrValidation).
+        """
+        mtype, params = parse_options_header(request.headers.get("content-type", ""))
+        boundary = params.get(b"boundary", b"")
+        if mtype != b"multipart/form-data" or not boundary:
             raise ServerError("MALFORMED_UPLOAD")
         cap = self.settings.max_upload_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > cap:
             raise ServerError("TOO_LARGE", f"uploads are limited to {cap} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > cap:
-                raise ServerError("TOO_LARGE", f"uploads are limited to {cap} bytes")
-            chunks.append(chunk)
-        body = b"".join(chunks)
-
-        async def replay() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
         try:
-            form = await Request(request.scope, replay).form(
-                max_files=self.settings.max_upload_files,
-                max_fields=self.settings.max_upload_files,
-                max_part_size=cap,
-            )
-        except Exception as e:  # python-multipart raises several types
+            upload = _UploadParts(boundary, max_parts=self.settings.max_upload_files)
+        except (FormParserError, ValueError) as e:  # e.g. a boundary longer than RFC 2046's 70 characters
             raise ServerError("MALFORMED_UPLOAD") from e
-        parts: list[tuple[str, bytes]] = []
+        size = 0
         try:
-            for _name, value in form.multi_items():
-                if isinstance(value, str):
-                    continue
-                role = (value.filename or "").removesuffix(".json")
-                if not role:
-                    raise ServerError("NO_FILENAME")
-                if not roles.is_valid_role(role):
-                    raise ServerError("INVALID_ROLE", role)
-                parts.append((role, await value.read()))
-        finally:
-            await form.close()
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    raise ServerError("TOO_LARGE", f"uploads are limited to {cap} bytes")
+                upload.write(chunk)
+        except ClientDisconnect as e:  # the body ended early (nobody is left to read the answer)
+            raise ServerError("MALFORMED_UPLOAD", "the request body ended early") from e
+        parts = upload.finish()
         # parsing megabytes of JSON is CPU work: off the event loop, like the rest of the validation
         return await self._in_thread(_check_parts, parts)
+
+
+_MAX_PART_HEADERS = 16 * 1024  # bytes of headers per part; notary's clients send about 150
+
+
+class _UploadParts:
+    """Callbacks for python-multipart's ``MultipartParser``: the parts of one update, checked as notary does.
+
+    Each part's role is its Content-Disposition ``filename`` without ``.json`` (the form field name is not
+    used, as in notary-server); an empty one is NO_FILENAME, an invalid one INVALID_ROLE, both answered
+    before the part's data is read. :meth:`finish` refuses a body whose closing delimiter never came.
+    """
+
+    def __init__(self, boundary: bytes, *, max_parts: int) -> None:
+        self.parts: list[tuple[str, bytes]] = []
+        self._max_parts = max_parts
+        self._in_part = False  # a part has begun and not ended yet
+        self._ended = False  # the closing delimiter was seen
+        self._header_bytes = 0
+        self._field = bytearray()
+        self._value = bytearray()
+        self._disposition = b""
+        self._role = ""
+        self._data: bytearray | None = None  # the current part's data, once its headers are done
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+                "on_end": self._end,
+            },
+        )
+
+    def write(self, chunk: bytes) -> None:
+        try:
+            self._parser.write(chunk)
+        except FormParserError as e:  # MultipartParseError: bad delimiter, header syntax, ...
+            raise ServerError("MALFORMED_UPLOAD") from e
+
+    def finish(self) -> list[tuple[str, bytes]]:
+        """The parts, in upload order; MALFORMED_UPLOAD unless the body ended with its closing delimiter."""
+        self._parser.finalize()
+        if not self._ended or self._in_part:
+            raise ServerError("MALFORMED_UPLOAD", "the multipart body has no closing boundary")
+        return self.parts
+
+    # -- python-multipart callbacks -----------------------------------------------------------------------
+    def _part_begin(self) -> None:
+        if len(self.parts) >= self._max_parts:
+            raise ServerError("TOO_LARGE", f"uploads are limited to {self._max_parts} files")
+        self._in_part = True
+        self._header_bytes = 0
+        self._disposition = b""
+        self._data = None
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self._value += data[start:end]
+
+    def _count_header(self, n: int) -> None:
+        self._header_bytes += n
+        if self._header_bytes > _MAX_PART_HEADERS:
+            raise ServerError("MALFORMED_UPLOAD", "the headers of a part are too long")
+
+    def _header_end(self) -> None:
+        if bytes(self._field).lower() == b"content-disposition":
+            self._disposition = bytes(self._value)
+        self._field.clear()
+        self._value.clear()
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        role = options.get(b"filename", b"").decode("utf-8", "replace").removesuffix(".json")
+        if not role:
+            raise ServerError("NO_FILENAME")
+        if not roles.is_valid_role(role):
+            raise ServerError("INVALID_ROLE", role)
+        self._role = role
+        self._data = bytearray()
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._data is None:  # not reached: python-multipart sends data only after the headers
+            raise ServerError("MALFORMED_UPLOAD")
+        self._data += memoryview(data)[start:end]
+
+    def _part_end(self) -> None:
+        if self._data is None:  # not reached, as above
+            raise ServerError("MALFORMED_UPLOAD")
+        self.parts.append((self._role, bytes(self._data)))
+        self._data = None
+        self._in_part = False
+
+    def _end(self) -> None:
+        self._ended = True
 
 
 def _check_parts(parts: list[tuple[str, bytes]]) -> dict[str, bytes]:
