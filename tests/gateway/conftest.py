@@ -106,7 +106,9 @@ class Signer:
         keys = FileKeyStore(
             self.trust_dir, CallbackPassphrases(lambda _kid, _alias: "test-gateway-passphrase")
         )
-        with TrustServer(self.server.url, verify=ssl.create_default_context(cafile=self.server.ca)) as server:
+        https = self.server.url.startswith("https://")
+        verify = ssl.create_default_context(cafile=self.server.ca) if https else True
+        with TrustServer(self.server.url, verify=verify) as server:
             repository = Repository(gun, server=server, cache=TrustCache(self.trust_dir), keys=keys)
             repository.sign(
                 {

@@ -351,6 +351,7 @@ def test_trust_timeout_reaches_the_trust_server() -> None:
     try:
         timeout = app.verifier.server._http.timeout
         assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (2.5, 2.5, 2.5, 2.5)
+        assert app.verifier.timeout == 2.5  # and the deadline of each trust check
     finally:
         asyncio.run(app.aclose())
     with pytest.raises(ConfigError, match="--trust-timeout"):

@@ -92,7 +92,8 @@ def _seconds(*, maximum: float, zero_ok: bool) -> Callable[[click.Context, click
     callback=_seconds(maximum=MAX_TRUST_TIMEOUT, zero_ok=False),
     default=10.0,
     show_default=True,
-    help="Seconds each request to the trust server may take before the pull or push fails.",
+    help="Deadline in seconds for the whole trust check of a repository (all its requests to the trust "
+    "server together); a pull or push that gets no verified answer in time fails closed (503).",
 )
 @click.option(
     "--shutdown-timeout",

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from notar.client import TrustServer
 from notar.gateway.app import GatewayApp, GatewaySettings, create_app
+from notar.gateway.deadline import trust_server
 from notar.gateway.direct import EXTENSION, ClientSocket
 from notar.gateway.errors import ConfigError
 from notar.gateway.policy import TrustPolicy
@@ -36,7 +36,7 @@ class GatewayConfig:
     tls_key: str | None = None
     trust_dir: str | None = None  # default: a temporary directory (trust on first use per run)
     cache_ttl: float = 5.0
-    trust_timeout: float = 10.0  # seconds for each request to the trust server
+    trust_timeout: float = 10.0  # deadline in seconds for the whole trust check of one repository
     log_level: str = "info"
     shutdown_timeout: int = 30  # seconds in-flight requests get to finish after SIGTERM
 
@@ -129,9 +129,10 @@ def build_app(config: GatewayConfig) -> GatewayApp:
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(f"cannot load --tls-ca {config.tls_ca}: {e}") from e
     verifier = TrustVerifier(
-        server=TrustServer(config.trust_server, verify=verify, timeout=config.trust_timeout),
+        server=trust_server(config.trust_server, verify=verify, timeout=config.trust_timeout),
         trust_dir=Path(config.trust_dir) if config.trust_dir else None,
         ttl=config.cache_ttl,
+        timeout=config.trust_timeout,
     )
     try:
         settings = GatewaySettings(
