@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from notar.server.app import GO_MAX_DOWNLOAD_BYTES, MAX_METADATA_BYTES, MAX_TIMESTAMP_BYTES
 from notar.server.runtime import ConfigError, ServerConfig, default_data_dir, serve
 
 __all__ = ["server"]
@@ -85,7 +86,17 @@ def _database_options(fn: click.decorators.FC) -> click.decorators.FC:
     type=click.IntRange(min=1024),
     default=64 * 1024 * 1024,
     show_default=True,
-    help="Largest accepted update.",
+    help="Largest accepted update body (all its files); larger is refused with 413 TOO_LARGE.",
+)
+@click.option(
+    "--max-metadata-bytes",
+    envvar="NOTAR_MAX_METADATA_BYTES",
+    type=click.IntRange(min=1024, max=GO_MAX_DOWNLOAD_BYTES),
+    default=MAX_METADATA_BYTES,
+    show_default=True,
+    help="Largest accepted root, targets, delegation or snapshot file in an update (413 TOO_LARGE, "
+    f"checked before it is parsed); at most {GO_MAX_DOWNLOAD_BYTES}, the most Go notary clients download. "
+    f"Uploaded timestamps are capped at {MAX_TIMESTAMP_BYTES} (Go's timestamp download limit).",
 )
 @click.option(
     "--gun-prefix",
@@ -147,6 +158,7 @@ def server(ctx: click.Context, /, **opts: object) -> None:
         auth_issuer=opts["auth_issuer"],  # type: ignore[arg-type]
         auth_root_bundle=opts["auth_root_bundle"],  # type: ignore[arg-type]
         max_upload_bytes=int(opts["max_upload_bytes"]),  # type: ignore[call-overload]
+        max_metadata_bytes=int(opts["max_metadata_bytes"]),  # type: ignore[call-overload]
         gun_prefixes=list(opts["gun_prefixes"]),  # type: ignore[call-overload]
         migrate=not opts["no_migrate"],
         workers=int(opts["workers"]),  # type: ignore[call-overload]

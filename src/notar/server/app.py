@@ -30,7 +30,16 @@ from notar.server.errors import ServerError
 from notar.server.service import Metadata, TrustService
 from notar.tuf import roles
 
-__all__ = ["STORAGE_THREADS", "ServerSettings", "create_app", "valid_gun"]
+__all__ = [
+    "GO_MAX_DOWNLOAD_BYTES",
+    "LARGE_UPLOAD_BYTES",
+    "MAX_METADATA_BYTES",
+    "MAX_TIMESTAMP_BYTES",
+    "STORAGE_THREADS",
+    "ServerSettings",
+    "create_app",
+    "valid_gun",
+]
 
 T = TypeVar("T")
 
@@ -43,12 +52,27 @@ _GUN_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*\Z")
 # more threads than this only add context switches (and need more pooled database connections).
 STORAGE_THREADS = 8
 
+# Size caps of one uploaded metadata file (one multipart part), checked while it streams in, before any JSON
+# parsing: parsing costs memory in proportion to the file (the red team pushed RSS up by 300 MB with 60 MB of
+# small JSON integers). Go's notary client (const.go) downloads a timestamp of at most MaxTimestampSize
+# (1 MiB) and any other file of at most MaxDownloadSize (100 MiB) when its size is not known from a parent
+# role, so notar never accepts a file that Go clients would refuse to download:
+MAX_TIMESTAMP_BYTES = 1 << 20  # notary.MaxTimestampSize; uploaded timestamps are ignored, only parsed
+GO_MAX_DOWNLOAD_BYTES = 100 << 20  # notary.MaxDownloadSize: the highest max_metadata_bytes may go
+# Default cap of root, targets, delegations and snapshot. Real files are KBs to a few MBs (100,000 targets
+# make a 9.5 MB targets file); parsing one costs up to ~25x its size in memory for adversarial JSON.
+MAX_METADATA_BYTES = 16 << 20
+LARGE_UPLOAD_BYTES = 1 << 20  # updates larger than this are parsed one at a time, see NotaryApp._h_update
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServerSettings:
     """Knobs of the HTTP layer (storage and keys are injected separately)."""
 
-    max_upload_bytes: int = 64 * 1024 * 1024
+    max_upload_bytes: int = 64 * 1024 * 1024  # the whole body; notary-server has no cap at all
+    max_metadata_bytes: int = (
+        MAX_METADATA_BYTES  # one part other than the timestamp; <= GO_MAX_DOWNLOAD_BYTES
+    )
     max_upload_files: int = 1000
     current_max_age: int = 300
     consistent_max_age: int = 2_592_000
@@ -142,6 +166,7 @@ class NotaryApp:
             registry=self.metrics,
         )
         self._limiter: CapacityLimiter | None = None  # made on first use, inside the event loop
+        self._large_limiter: CapacityLimiter | None = None  # updates over LARGE_UPLOAD_BYTES, see _h_update
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking (service/storage) call in a worker thread, at most ``storage_threads`` at once."""
@@ -280,8 +305,23 @@ class NotaryApp:
         return Response(b"", 200)
 
     async def _h_update(self, request: Request, p: dict[str, Any]) -> Response:
-        uploads = await self._read_upload(request)
-        await self._in_thread(self.service.publish, p["gun"], uploads)
+        parts, size = await self._read_upload(request)
+
+        def publish() -> None:
+            # parsing megabytes of JSON is CPU work: off the event loop, like the rest of the validation
+            self.service.publish(p["gun"], _check_parts(parts))
+
+        if size <= LARGE_UPLOAD_BYTES:
+            await self._in_thread(publish)
+            return Response(b"", 200)
+        # Parsing costs a multiple of the bytes parsed (up to ~25x for adversarial JSON), so large updates
+        # are parsed and validated one at a time per process; small ones (all real-world updates but the
+        # largest repositories') never wait for them.
+        limiter = self._large_limiter
+        if limiter is None:
+            limiter = self._large_limiter = CapacityLimiter(1)
+        async with limiter:
+            await self._in_thread(publish)
         return Response(b"", 200)
 
     async def _h_changefeed(self, request: Request, p: dict[str, Any]) -> Response:
@@ -331,8 +371,8 @@ class NotaryApp:
         )
 
     # -- upload parsing ---------------------------------------------------------------------------------
-    async def _read_upload(self, request: Request) -> dict[str, bytes]:
-        """The update's parts (role -> bytes), from a complete, well-formed multipart body.
+    async def _read_upload(self, request: Request) -> tuple[list[tuple[str, bytes]], int]:
+        """The update's parts (role, bytes) and the body's size, from a complete, well-formed multipart body.
 
         The body is parsed as it streams in (python-multipart's push parser, see :class:`_UploadParts`), so
         a bad part is refused before the rest is read. A body that ends before its closing ``--boundary--``
@@ -356,7 +396,11 @@ class NotaryApp:
         if declared is not None and declared.isdigit() and int(declared) > cap:
             raise ServerError("TOO_LARGE", f"uploads are limited to {cap} bytes")
         try:
-            upload = _UploadParts(boundary, max_parts=self.settings.max_upload_files)
+            upload = _UploadParts(
+                boundary,
+                max_parts=self.settings.max_upload_files,
+                max_bytes=min(self.settings.max_metadata_bytes, GO_MAX_DOWNLOAD_BYTES),
+            )
         except (FormParserError, ValueError) as e:  # e.g. a boundary longer than RFC 2046's 70 characters
             raise ServerError("MALFORMED_UPLOAD") from e
         size = 0
@@ -368,9 +412,7 @@ class NotaryApp:
                 upload.write(chunk)
         except ClientDisconnect as e:  # the body ended early (nobody is left to read the answer)
             raise ServerError("MALFORMED_UPLOAD", "the request body ended early") from e
-        parts = upload.finish()
-        # parsing megabytes of JSON is CPU work: off the event loop, like the rest of the validation
-        return await self._in_thread(_check_parts, parts)
+        return upload.finish(), size
 
 
 _MAX_PART_HEADERS = 16 * 1024  # bytes of headers per part; notary's clients send about 150
@@ -381,12 +423,16 @@ class _UploadParts:
 
     Each part's role is its Content-Disposition ``filename`` without ``.json`` (the form field name is not
     used, as in notary-server); an empty one is NO_FILENAME, an invalid one INVALID_ROLE, both answered
-    before the part's data is read. :meth:`finish` refuses a body whose closing delimiter never came.
+    before the part's data is read. A part larger than its role's cap (``max_bytes``, the timestamp
+    :data:`MAX_TIMESTAMP_BYTES`) is TOO_LARGE as soon as its data passes the cap. :meth:`finish` refuses a
+    body whose closing delimiter never came.
     """
 
-    def __init__(self, boundary: bytes, *, max_parts: int) -> None:
+    def __init__(self, boundary: bytes, *, max_parts: int, max_bytes: int) -> None:
         self.parts: list[tuple[str, bytes]] = []
         self._max_parts = max_parts
+        self._max_bytes = max_bytes
+        self._limit = 0  # the current part's cap
         self._in_part = False  # a part has begun and not ended yet
         self._ended = False  # the closing delimiter was seen
         self._header_bytes = 0
@@ -458,11 +504,14 @@ class _UploadParts:
         if not roles.is_valid_role(role):
             raise ServerError("INVALID_ROLE", role)
         self._role = role
+        self._limit = MAX_TIMESTAMP_BYTES if role == roles.TIMESTAMP else self._max_bytes
         self._data = bytearray()
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._data is None:  # not reached: python-multipart sends data only after the headers
             raise ServerError("MALFORMED_UPLOAD")
+        if len(self._data) + (end - start) > self._limit:
+            raise ServerError("TOO_LARGE", f"{self._role} metadata is limited to {self._limit} bytes")
         self._data += memoryview(data)[start:end]
 
     def _part_end(self) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from notar.errors import NotarError
-from notar.server.app import NotaryApp, ServerSettings, create_app
+from notar.server.app import MAX_METADATA_BYTES, NotaryApp, ServerSettings, create_app
 from notar.server.auth import TokenAuth
 from notar.server.keys import DatabaseKeyService, Secret
 from notar.server.service import TrustService
@@ -57,6 +57,7 @@ class ServerConfig:
     auth_issuer: str | None = None
     auth_root_bundle: str | None = None
     max_upload_bytes: int = 64 * 1024 * 1024
+    max_metadata_bytes: int = MAX_METADATA_BYTES
     gun_prefixes: list[str] = field(default_factory=list)
     migrate: bool = True
     workers: int = 1
@@ -153,7 +154,9 @@ def build_app(config: ServerConfig) -> NotaryApp:
         except (OSError, NotarError) as e:
             raise ConfigError(f"cannot load --auth-root-bundle: {e}") from e
     settings = ServerSettings(
-        max_upload_bytes=config.max_upload_bytes, gun_prefixes=tuple(config.gun_prefixes)
+        max_upload_bytes=config.max_upload_bytes,
+        max_metadata_bytes=config.max_metadata_bytes,
+        gun_prefixes=tuple(config.gun_prefixes),
     )
     service = TrustService(store, keys)
     try:
