@@ -71,7 +71,13 @@ def _database_options(fn: click.decorators.FC) -> click.decorators.FC:
     show_default=True,
     help="Algorithm of new timestamp/snapshot keys.",
 )
-@click.option("--auth-realm", envvar="NOTAR_AUTH_REALM", help="Token auth: URL of the token issuer.")
+@click.option(
+    "--auth-realm",
+    envvar="NOTAR_AUTH_REALM",
+    help="Token auth: URL of the token issuer. With token auth on, every endpoint but "
+    "/_notary_server/health needs a token; /metrics, /v2/ and /v2/_trust/changefeed need the "
+    "registry:catalog:* scope.",
+)
 @click.option("--auth-service", envvar="NOTAR_AUTH_SERVICE", help="Token auth: expected audience.")
 @click.option("--auth-issuer", envvar="NOTAR_AUTH_ISSUER", help="Token auth: expected issuer.")
 @click.option(
@@ -138,6 +144,9 @@ def server(ctx: click.Context, /, **opts: object) -> None:
       notar server --listen 0.0.0.0:4443 --tls-cert c.pem --tls-key k.pem \\
           --database-url postgresql://notar@db/notar --key-passphrase-file /run/secrets/kek
       notar server migrate --database-url postgresql://notar@db/notar
+
+    Prometheus metrics are at /metrics on the same listener; with token auth on (--auth-*), they need a
+    bearer token with the registry:catalog:* scope.
     """
     if ctx.invoked_subcommand is not None:
         return

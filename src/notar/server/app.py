@@ -217,6 +217,10 @@ class NotaryApp:
         if path == "/_notary_server/health" and method == "GET":
             return "Health", await self._in_thread(self._health)
         if path == "/metrics" and method == "GET":
+            # Unlike notary-server, metrics need the token auth of the other non-repository endpoints (/v2/,
+            # the global changefeed): scope registry:catalog:*. They name operations and error rates, and
+            # the server may face the internet; health stays open (load balancers, like notary-server).
+            self._authorize(request, None, ())
             return "Metrics", Response(generate_latest(self.metrics), media_type="text/plain; version=0.0.4")
         if path == "/v2/" and method == "GET":
             self._authorize(request, None, ())
