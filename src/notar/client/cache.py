@@ -1,7 +1,10 @@
-"""The local trust cache, in the layout notary and docker use: ``tuf/<gun>/metadata/<role>.json``.
+"""Caches of verified metadata: the protocol the updater needs, on disk and in memory.
 
-Only the latest verified bytes of each role are kept. Writes are atomic (temp file + ``os.replace``) and
-each repository has a lock file so that two notar processes do not interleave an update.
+:class:`TrustCache` is the local trust cache in the layout notary and docker use
+(``tuf/<gun>/metadata/<role>.json``): only the latest verified bytes of each role are kept, writes are
+atomic (temp file + ``os.replace``) and each repository has a lock file so that two notar processes do not
+interleave an update. :class:`MemoryCache` lives as long as one object (the UI's views: nothing is trusted
+on first use across requests). Both satisfy :class:`MetadataCache`.
 """
 
 from __future__ import annotations
@@ -10,13 +13,32 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Protocol
 
 from notar.client.errors import ClientError
 from notar.tuf import roles
 
-__all__ = ["TrustCache"]
+__all__ = ["MemoryCache", "MetadataCache", "TrustCache"]
+
+
+class MetadataCache(Protocol):
+    """What :class:`notar.client.Updater` needs from a cache of verified metadata."""
+
+    def load(self, gun: str, role: str) -> bytes | None:
+        """The last verified bytes of *role*, or None."""
+        ...
+
+    def store(self, gun: str, files: Mapping[str, bytes]) -> None:
+        """Keep these verified bytes (role -> bytes) as the latest."""
+        ...
+
+    def lock(self, gun: str) -> AbstractContextManager[None]:
+        """Exclusive access to *gun*'s entries for one update."""
+        ...
 
 
 def _mkdir(directory: Path) -> None:
@@ -123,3 +145,23 @@ class TrustCache:
                 yield
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+class MemoryCache:
+    """Verified metadata kept in memory for as long as this object lives (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._files: dict[tuple[str, str], bytes] = {}
+        self._lock = threading.Lock()
+
+    def load(self, gun: str, role: str) -> bytes | None:
+        return self._files.get((gun, role))
+
+    def store(self, gun: str, files: Mapping[str, bytes]) -> None:
+        for role, data in files.items():
+            self._files[(gun, role)] = data
+
+    @contextlib.contextmanager
+    def lock(self, gun: str) -> Iterator[None]:
+        with self._lock:
+            yield

@@ -14,10 +14,10 @@ from notar import __version__
 from notar.client.errors import (
     PermissionDeniedError,
     PublishRejectedError,
-    RepositoryNotFoundError,
     TrustServerError,
     TrustServerUnavailableError,
 )
+from notar.client.sources import MetadataNotFoundError, metadata_name, not_found, too_large
 from notar.crypto import CryptoError, PublicKey
 
 __all__ = [
@@ -33,10 +33,6 @@ MAX_ROOT_BYTES = 100 * 1024 * 1024  # notary's cap when the size is unknown
 MAX_TIMESTAMP_BYTES = 1024 * 1024
 MAX_KEY_BYTES = 256 * 1024
 _MAX_ERROR_BYTES = 64 * 1024
-
-
-class MetadataNotFoundError(TrustServerError):
-    """404 for a metadata file."""
 
 
 class TrustServer:
@@ -97,34 +93,23 @@ class TrustServer:
         self, gun: str, role: str, *, max_bytes: int, checksum: str | None = None, version: int | None = None
     ) -> bytes:
         """A metadata file, read up to *max_bytes* (a larger answer is refused: endless-data attack)."""
-        if checksum is not None:
-            name = f"{role}.{checksum}.json"
-        elif version is not None:
-            name = f"{version}.{role}.json"
-        else:
-            name = f"{role}.json"
+        name = metadata_name(role, checksum=checksum, version=version)
         url = self._url(gun, "tuf/" + name)
         try:
             with self._http.stream("GET", url) as response:
                 if response.status_code == 404:
-                    if role == "root" and checksum is None and version is None:
-                        raise RepositoryNotFoundError(gun, self.url)
-                    raise MetadataNotFoundError(f"{name} of {gun} not found on {self.url}")
+                    raise not_found(gun, role, name, self.url, current=checksum is None and version is None)
                 if response.status_code != 200:
                     response.read()
                     raise self._fail(response, f"fetch {name} of {gun}")
                 declared = response.headers.get("content-length")
                 if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                    raise TrustServerError(
-                        f"trust server returned a bad response: {name} is larger than {max_bytes} bytes"
-                    )
+                    raise too_large(name, max_bytes)
                 chunks, size = [], 0
                 for chunk in response.iter_bytes():
                     size += len(chunk)
                     if size > max_bytes:
-                        raise TrustServerError(
-                            f"trust server returned a bad response: {name} is larger than {max_bytes} bytes"
-                        )
+                        raise too_large(name, max_bytes)
                     chunks.append(chunk)
                 return b"".join(chunks)
         except httpx.TransportError as e:

@@ -11,40 +11,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from notar.client.cache import TrustCache
+from notar.client.cache import MetadataCache
 from notar.client.errors import (
     NotSignedError,
     PermissionDeniedError,
-    RepositoryNotFoundError,
     TrustDataInvalidError,
     TrustServerUnavailableError,
 )
-from notar.client.remote import MAX_ROOT_BYTES, MAX_TIMESTAMP_BYTES, MetadataNotFoundError, TrustServer
+from notar.client.remote import MAX_ROOT_BYTES, MAX_TIMESTAMP_BYTES
+from notar.client.sources import MetadataNotFoundError, MetadataSource
 from notar.crypto import PublicKey
 from notar.encoding import GoTime
 from notar.tuf import (
     DelegatedRole,
     Envelope,
-    ExpiredError,
     FileMeta,
-    RoleError,
-    RoleKeys,
+    HashMismatchError,
+    RollbackError,
     Root,
-    SignatureError,
     Snapshot,
     Targets,
     Timestamp,
+    TrustedSet,
     TrustPinning,
     TufError,
-    check_expiry,
     check_hashes,
-    check_version,
-    delegated_role_keys,
     roles,
-    verify_root,
-    verify_signatures,
 )
 
 __all__ = ["RELEASES", "TargetMatch", "TrustedRepo", "Updater"]
@@ -60,21 +54,39 @@ class TargetMatch:
     meta: FileMeta
 
 
-@dataclass
 class TrustedRepo:
-    """A verified view of one repository's trust data."""
+    """A verified view of one repository's trust data (a complete :class:`notar.tuf.TrustedSet`).
 
-    gun: str
-    root: Envelope[Root]
-    timestamp: Envelope[Timestamp]
-    snapshot: Envelope[Snapshot]
-    targets: dict[str, Envelope[Targets]] = field(default_factory=dict)  # role -> verified file
-    paths: dict[str, list[str] | None] = field(default_factory=dict)  # role -> allowed prefixes (None: all)
-    ignored: dict[str, str] = field(default_factory=dict)  # delegation -> why it was ignored
+    ``state`` keeps, per role, the keys it was verified against and the key IDs that signed it, and the
+    typed errors of the delegations that were ignored; the attributes below are the same data shaped
+    for readers (envelopes by role, allowed path prefixes, ignored delegations with their messages).
+    """
+
+    def __init__(self, state: TrustedSet) -> None:
+        if state.root is None or state.timestamp is None or state.snapshot is None:
+            raise TrustDataInvalidError(f"trust data for {state.gun} is incomplete")
+        self.state = state
+        self.gun = state.gun
+        self.root: Envelope[Root] = state.root.envelope
+        self.timestamp: Envelope[Timestamp] = state.timestamp.envelope
+        self.snapshot: Envelope[Snapshot] = state.snapshot.envelope
+        self.targets: dict[str, Envelope[Targets]] = {r: v.envelope for r, v in state.targets.items()}
+        # role -> allowed prefixes (None: all)
+        self.paths: dict[str, list[str] | None] = {
+            r: None if r == roles.TARGETS else list(v.keys.paths or []) for r, v in state.targets.items()
+        }
+        self.ignored: dict[str, str] = {r: str(e) for r, e in state.ignored.items()}
 
     def role_order(self) -> list[str]:
         """Verified roles, depth first in delegation order (notary's walk order)."""
         return list(self.targets)
+
+    def signed_by(self, role: str) -> dict[str, PublicKey]:
+        """The keys (by the ID the role's signatures use) whose signatures on verified *role* are valid."""
+        verified = self.state.targets.get(role)
+        if verified is None:
+            return {}
+        return {kid: verified.keys.keys[kid] for kid in sorted(verified.signed_by)}
 
     def _visible(self, role: str, name: str) -> bool:
         allowed = self.paths.get(role)
@@ -101,6 +113,16 @@ class TrustedRepo:
             raise NotSignedError(f"No trust data for {tag}")
         raise NotSignedError(f"No valid trust data for {tag}")
 
+    def signed_tags(self) -> dict[str, TargetMatch]:
+        """Every tag that resolves (docker's rule), with what it resolves to."""
+        out: dict[str, TargetMatch] = {}
+        for name in {m.name for m in self.all_targets()}:
+            try:
+                out[name] = self.resolve(name)
+            except NotSignedError:
+                continue
+        return out
+
     def all_targets(self) -> list[TargetMatch]:
         """Every (name, role) pair visible in the verified roles, in walk order."""
         out = []
@@ -126,8 +148,8 @@ class Updater:
     def __init__(
         self,
         gun: str,
-        server: TrustServer,
-        cache: TrustCache,
+        server: MetadataSource,
+        cache: MetadataCache,
         *,
         pinning: TrustPinning | None = None,
         clock: Callable[[], GoTime] = GoTime.now,
@@ -155,7 +177,7 @@ class Updater:
                 except (TufError, MetadataNotFoundError) as e:
                     raise TrustDataInvalidError(f"trust data for {self.gun} is invalid: {e}") from e
 
-    # -- steps ------------------------------------------------------------------------------------------
+    # -- steps: fetch what the trusted state asks for, in its order ---------------------------------------
     def _cached(self, role: str) -> bytes | None:
         """The cached bytes of *role*, read from disk at most once per update."""
         if role not in self._cache_reads:
@@ -164,95 +186,61 @@ class Updater:
 
     def _update(self, *, fetch_root: bool) -> TrustedRepo:
         self._cache_reads = {}
-        now = self.clock()
-        root = self._root(now, fetch=fetch_root)
-        timestamp = self._timestamp(root, now)
-        snapshot = self._snapshot(root, timestamp, now)
-        meta_root = snapshot.signed.meta.get(roles.ROOT)
-        if meta_root is not None:
-            try:
-                check_hashes(root.data, meta_root, roles.ROOT)
-            except TufError as e:
+        state = TrustedSet(self.gun, self.clock(), self.pinning)
+        self._root(state, fetch=fetch_root)
+        self._timestamp(state)
+        snapshot = self._fetch_by_hash(roles.SNAPSHOT, state.snapshot_meta(), self._cached(roles.SNAPSHOT))
+        try:
+            state.update_snapshot(snapshot, previous=self._cached(roles.SNAPSHOT))
+        except HashMismatchError as e:
+            if e.role == roles.ROOT:
                 raise TrustDataInvalidError(f"root changed on the server: {e}") from e
-        repo = TrustedRepo(self.gun, root, timestamp, snapshot)
-        self._targets(repo, now)
+            raise
+        self._targets(state)
+        repo = TrustedRepo(state)
         verified = {
-            roles.ROOT: root.data,
-            roles.TIMESTAMP: timestamp.data,
-            roles.SNAPSHOT: snapshot.data,
+            roles.ROOT: repo.root.data,
+            roles.TIMESTAMP: repo.timestamp.data,
+            roles.SNAPSHOT: repo.snapshot.data,
             **{role: env.data for role, env in repo.targets.items()},
         }
         self.cache.store(self.gun, {r: d for r, d in verified.items() if self._cached(r) != d})
         return repo
 
-    def _root(self, now: GoTime, *, fetch: bool) -> Envelope[Root]:
-        cached_bytes = self._cached(roles.ROOT)
-        if cached_bytes is None:
-            data = self.server.get(self.gun, roles.ROOT, max_bytes=MAX_ROOT_BYTES)  # 404: repo does not exist
-            root = Envelope.from_bytes(data, expect=Root)
-            verify_root(root, self.gun, now=now, pinning=self.pinning)  # trust on first use, or pinned
-            check_expiry(root.signed, now, roles.ROOT)
-            return root
-        cached = Envelope.from_bytes(cached_bytes, expect=Root)
-        verify_root(cached, self.gun, now=None)  # our own anchor: self-consistent, expiry not required
-        if not fetch and not cached.signed.is_expired(now):
-            return cached
+    def _root(self, state: TrustedSet, *, fetch: bool) -> None:
+        cached = self._cached(roles.ROOT)
+        if cached is None:
+            # 404: the repository does not exist; otherwise trusted on first use, or pinned
+            state.load_first_root(self.server.get(self.gun, roles.ROOT, max_bytes=MAX_ROOT_BYTES))
+            return
+        trusted = state.load_anchor_root(cached)
+        if not fetch and not trusted.signed.is_expired(state.now):
+            return
+        newest = self.server.get(self.gun, roles.ROOT, max_bytes=MAX_ROOT_BYTES)
+        if newest == cached:
+            state.require_unexpired_root()
+            return
+        latest = Envelope.from_bytes(newest, expect=Root).signed.version
+        # walk N.root.json from the trusted version to the newest, each signed by its predecessor
         try:
-            data = self.server.get(self.gun, roles.ROOT, max_bytes=MAX_ROOT_BYTES)
-        except RepositoryNotFoundError:
-            raise
-        newest = Envelope.from_bytes(data, expect=Root)
-        return self._rotate(cached, newest, now)
+            for version in range(trusted.signed.version + 1, latest):
+                step = self.server.get(self.gun, roles.ROOT, version=version, max_bytes=MAX_ROOT_BYTES)
+                state.update_root(step, version=version, final=False)
+            state.update_root(newest)
+        except RollbackError as e:  # said as it is: a fresh root will not change it
+            raise TrustDataInvalidError(str(e)) from e
 
-    def _rotate(self, trusted: Envelope[Root], newest: Envelope[Root], now: GoTime) -> Envelope[Root]:
-        """Walk ``N.root.json`` from the trusted version to the newest; each signed by its predecessor."""
-        if newest.signed.version < trusted.signed.version:
-            raise TrustDataInvalidError(
-                f"root version {newest.signed.version} is lower than the trusted version {trusted.signed.version}"
-            )
-        if newest.data == trusted.data:
-            check_expiry(trusted.signed, now, roles.ROOT)
-            return trusted
-        current = trusted
-        for version in range(trusted.signed.version + 1, newest.signed.version):
-            step = Envelope.from_bytes(
-                self.server.get(self.gun, roles.ROOT, version=version, max_bytes=MAX_ROOT_BYTES), expect=Root
-            )
-            if step.signed.version != version:
-                raise TrustDataInvalidError(
-                    f"server returned root version {step.signed.version} for {version}"
-                )
-            verify_root(step, self.gun, trusted=current.signed, now=None)
-            current = step
-        verify_root(newest, self.gun, trusted=current.signed, now=now)
-        check_expiry(newest.signed, now, roles.ROOT)
-        return newest
-
-    def _timestamp(self, root: Envelope[Root], now: GoTime) -> Envelope[Timestamp]:
-        cached_bytes = self._cached(roles.TIMESTAMP)
-        cached = Envelope.from_bytes(cached_bytes, expect=Timestamp) if cached_bytes else None
-        keys = RoleKeys.from_root(root.signed, roles.TIMESTAMP)
+    def _timestamp(self, state: TrustedSet) -> None:
+        cached = self._cached(roles.TIMESTAMP)
         try:
             data = self.server.get(self.gun, roles.TIMESTAMP, max_bytes=MAX_TIMESTAMP_BYTES)
         except (TrustServerUnavailableError, MetadataNotFoundError, PermissionDeniedError) as e:
             if cached is None or not self.offline:
                 raise
             log.warning("using cached timestamp for %s: %s", self.gun, e)
-            verify_signatures(cached, keys)
-            check_expiry(cached.signed, now, roles.TIMESTAMP)
-            return cached
-        ts = Envelope.from_bytes(data, expect=Timestamp)
-        verify_signatures(ts, keys)
-        if cached is not None:
-            try:
-                verify_signatures(cached, keys)
-                check_version(ts.signed, cached.signed.version, roles.TIMESTAMP)
-            except TufError as e:
-                if "lower than current version" in str(e):
-                    raise
-                # the cached one was signed by a rotated-away key: no rollback reference
-        check_expiry(ts.signed, now, roles.TIMESTAMP)
-        return ts
+            state.use_timestamp(cached)
+            return
+        state.update_timestamp(data, previous=cached)
 
     def _fetch_by_hash(self, role: str, meta: FileMeta, cached: bytes | None) -> bytes:
         if cached is not None:
@@ -264,60 +252,28 @@ class Updater:
         sha = meta.sha256_hex()
         if sha is None:
             raise TrustDataInvalidError(f"no sha256 for {role}: cannot fetch it by hash")
-        data = self.server.get(self.gun, role, checksum=sha, max_bytes=meta.length)
-        check_hashes(data, meta, role, check_length=True)
-        return data
+        return self.server.get(self.gun, role, checksum=sha, max_bytes=meta.length)
 
-    def _snapshot(self, root: Envelope[Root], ts: Envelope[Timestamp], now: GoTime) -> Envelope[Snapshot]:
-        cached_bytes = self._cached(roles.SNAPSHOT)
-        meta = ts.signed.meta[roles.SNAPSHOT]
-        data = self._fetch_by_hash(roles.SNAPSHOT, meta, cached_bytes)
-        snap = Envelope.from_bytes(data, expect=Snapshot)
-        verify_signatures(snap, RoleKeys.from_root(root.signed, roles.SNAPSHOT))
-        if cached_bytes is not None and cached_bytes != data:
-            try:
-                previous = Envelope.from_bytes(cached_bytes, expect=Snapshot)
-                check_version(snap.signed, previous.signed.version, roles.SNAPSHOT)
-            except TufError as e:
-                if "lower than current version" in str(e):
-                    raise
-        check_expiry(snap.signed, now, roles.SNAPSHOT)
-        return snap
+    def _targets(self, state: TrustedSet) -> None:
+        """Depth-first pre-order from ``targets``; delegations failing checks are ignored with their subtree.
 
-    def _targets(self, repo: TrustedRepo, now: GoTime) -> None:
-        """Depth-first pre-order from ``targets``; delegations failing checks are ignored with their subtree."""
-        meta = repo.snapshot.signed.meta
-        trusted: dict[str, Targets] = {}
+        Like notary: an expired or under-signed delegation is ignored with its subtree. Its cached file
+        stays, so a later rollback of it is still caught by the version check. Any other failure (hash
+        mismatch, rollback, malformed file) fails the whole update.
+        """
         queue = [roles.TARGETS]
         while queue:
             role = queue.pop(0)
-            if role not in meta:
+            meta = state.listed(role)
+            if meta is None:
                 continue  # never published: nothing signed there
+            cached = self._cached(role)
             try:
-                cached_bytes = self._cached(role)
-                data = self._fetch_by_hash(role, meta[role], cached_bytes)
-                env = Envelope.from_bytes(data, expect=Targets, role=role)
-                if role == roles.TARGETS:
-                    keys = RoleKeys.from_root(repo.root.signed, roles.TARGETS)
-                    paths = None
-                else:
-                    keys = delegated_role_keys(role, trusted)
-                    paths = list(keys.paths or [])
-                verify_signatures(env, keys)
-                if cached_bytes is not None and cached_bytes != data:
-                    previous = Envelope.from_bytes(cached_bytes, expect=Targets, role=role)
-                    check_version(env.signed, previous.signed.version, role)
-                check_expiry(env.signed, now, role)
-            except (ExpiredError, SignatureError, RoleError) as e:
-                # Like notary: an expired or under-signed delegation is ignored with its subtree. Its cached
-                # file stays, so a later rollback of it is still caught by the version check. Any other
-                # failure (hash mismatch, rollback, malformed file) fails the whole update.
-                if role == roles.TARGETS:
-                    raise
-                log.warning("ignoring delegation %s of %s: %s", role, self.gun, e)
-                repo.ignored[role] = str(e)
+                data = self._fetch_by_hash(role, meta, cached)
+            except TufError as e:  # pragma: no cover - _fetch_by_hash raises client errors only
+                raise TrustDataInvalidError(str(e)) from e
+            verified = state.update_targets(role, data, previous=cached, ignorable=True)
+            if verified is None:
+                log.warning("ignoring delegation %s of %s: %s", role, self.gun, state.ignored[role])
                 continue
-            trusted[role] = env.signed
-            repo.targets[role] = env
-            repo.paths[role] = paths
-            queue[0:0] = [d.name for d in env.signed.delegations.roles]
+            queue[0:0] = state.children(role)

@@ -38,7 +38,6 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 
 from notar.client import (
-    NotSignedError,
     RepositoryNotFoundError,
     TrustCache,
     TrustDataInvalidError,
@@ -142,15 +141,10 @@ class TrustVerifier:
             raise GatewayError("TRUST_UNAVAILABLE", f"cannot verify trust data for {gun}: {e}") from e
         except NotarError as e:
             raise GatewayError("DENIED", f"trust data for {gun} is invalid: {e}") from e
-        tags: dict[str, SignedTag] = {}
-        for name in {t.name for t in trusted.all_targets()}:
-            try:
-                match = trusted.resolve(name)
-            except NotSignedError:
-                continue  # only in roles docker does not count, or without sha256
-            tags[name] = SignedTag(
-                "sha256:" + match.meta.hashes["sha256"].hex(), match.meta.length, match.role
-            )
+        tags = {
+            name: SignedTag("sha256:" + match.meta.hashes["sha256"].hex(), match.meta.length, match.role)
+            for name, match in trusted.signed_tags().items()  # docker's rule; other roles do not count
+        }
         return TrustView(gun, exists=True, tags=tags, verified_at=started)
 
     def _verify_within(self, gun: str, deadline: Deadline) -> TrustView:

@@ -12,9 +12,10 @@ Go encodings (which break a Go server silently).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from notar.crypto import Signer
 from notar.encoding import GoTime
@@ -24,26 +25,21 @@ from notar.server.storage import MetaStore, MetaUpdate, StoredMeta
 from notar.tuf import (
     Envelope,
     FileMeta,
-    RoleKeys,
     Root,
     Snapshot,
-    Targets,
     Timestamp,
+    TrustedSet,
     TufError,
-    check_expiry,
-    check_hashes,
     check_targets_content,
     default_expiry,
-    delegated_role_keys,
     roles,
-    verify_root,
-    verify_signatures,
 )
 
 __all__ = ["UpdatePlan", "bad_update", "sign_snapshot", "sign_timestamp", "validate_update"]
 
 
 MAX_VERSION = 2**31 - 1
+T = TypeVar("T")
 
 
 def bad_update(name: str, message: str, **extra: str) -> ServerError:
@@ -66,9 +62,14 @@ class UpdatePlan:
 
 
 def _parse_stored(row: StoredMeta, expect: type[Any], role: str | None = None) -> Envelope[Any]:
+    return _trust_stored(lambda data: Envelope.from_bytes(data, expect=expect, role=role), row.data)
+
+
+def _trust_stored(load: Callable[[bytes], T], data: bytes) -> T:
+    """Load stored bytes; they were validated on the way in, so a failure here means corruption."""
     try:
-        return Envelope.from_bytes(row.data, expect=expect, role=role)
-    except TufError as e:  # stored data was validated on the way in; this means corruption
+        return load(data)
+    except TufError as e:
         raise ServerError("UNKNOWN") from e
 
 
@@ -122,16 +123,16 @@ def validate_update(
     stored = store.get_current_many(gun, wanted)
     plan = UpdatePlan()
 
+    state = TrustedSet(gun, clock)
+
     # 1-3: root
-    prev_root: Envelope[Root] | None = (
-        _parse_stored(stored[roles.ROOT], Root) if roles.ROOT in stored else None
-    )
+    prev_root = stored.get(roles.ROOT)
     if roles.ROOT in uploads:
         try:
             new_root = Envelope.from_bytes(uploads[roles.ROOT], expect=Root)
         except TufError as e:
             raise bad_update("ErrBadRoot", str(e)) from e
-        current = prev_root.signed.version if prev_root is not None else 1
+        current = _parse_stored(prev_root, Root).signed.version if prev_root is not None else 1
         if new_root.signed.version not in (current, current + 1):
             raise bad_update(
                 "ErrBadRoot",
@@ -139,57 +140,43 @@ def validate_update(
                 f"Current {current}, new {new_root.signed.version}",
             )
         try:
-            verify_root(new_root, gun, trusted=prev_root.signed if prev_root else None, now=clock)
-            check_expiry(new_root.signed, clock, roles.ROOT)
+            if prev_root is None:
+                state.load_first_root(new_root.data)  # trusted on first use: own certificates, not expired
+            else:
+                state.trust_stored_root(prev_root.data)
+                state.update_root(new_root.data)  # signed by the stored root's certificates too
         except TufError as e:
             raise bad_update("ErrBadRoot", str(e)) from e
-        root = new_root
-        plan.add(roles.ROOT, root)
+        plan.add(roles.ROOT, new_root)
     elif prev_root is None:
         raise bad_update("ErrValidation", "no pre-existing root and no root provided in update.")
     else:
-        root = prev_root
+        _trust_stored(state.trust_stored_root, prev_root.data)
+    root = state.root
+    assert root is not None
 
     # 4: targets and delegations, parents first; missing ancestors come from storage
-    trusted: dict[str, Targets] = {}
-    checked_files: dict[str, bytes] = {}  # role -> bytes whose hashes an uploaded snapshot must match
     for role in targets_roles:
         for depth in range(1, roles.role_depth(role)):
             ancestor = "/".join(role.split("/")[:depth])
-            if ancestor not in trusted:
+            if ancestor not in state.targets:
                 row = store.get_current(gun, ancestor)
                 if row is None:
                     raise bad_update("ErrBadTargets", f"tuf: invalid role {role}. delegation does not exist")
-                trusted[ancestor] = _parse_stored(row, Targets, ancestor).signed
-                checked_files[ancestor] = row.data
+                _trust_stored(functools.partial(state.trust_stored_targets, ancestor), row.data)
         try:
-            env = Envelope.from_bytes(uploads[role], expect=Targets, role=role)
-            role_keys = (
-                RoleKeys.from_root(root.signed, roles.TARGETS)
-                if role == roles.TARGETS
-                else delegated_role_keys(role, trusted)
-            )
-            verify_signatures(env, role_keys)
-            check_expiry(env.signed, clock, role)
-            check_targets_content(env.signed, role_keys)
+            verified = state.update_targets(role, uploads[role])
+            assert verified is not None  # not ignorable: failures raise
+            check_targets_content(verified.signed, verified.keys)
         except TufError as e:
             raise bad_update("ErrBadTargets", str(e)) from e
-        trusted[role] = env.signed
-        checked_files[role] = env.data
-        plan.add(role, env)
+        plan.add(role, verified.envelope)
 
-    # 5: snapshot, uploaded or generated
+    # 5: snapshot, uploaded (it must vouch for root and every targets file above) or generated
     prev_snapshot = _parse_stored(stored[roles.SNAPSHOT], Snapshot) if roles.SNAPSHOT in stored else None
     if roles.SNAPSHOT in uploads:
         try:
-            snapshot = Envelope.from_bytes(uploads[roles.SNAPSHOT], expect=Snapshot)
-            verify_signatures(snapshot, RoleKeys.from_root(root.signed, roles.SNAPSHOT))
-            check_expiry(snapshot.signed, clock, roles.SNAPSHOT)
-            for role, data in {roles.ROOT: root.data, **checked_files}.items():
-                meta = snapshot.signed.meta.get(role)
-                if meta is None:
-                    raise bad_update("ErrBadSnapshot", f"snapshot is missing metadata for {role}")
-                check_hashes(data, meta, role)
+            snapshot = state.update_snapshot(uploads[roles.SNAPSHOT], require_all=True).envelope
         except TufError as e:
             raise bad_update("ErrBadSnapshot", str(e)) from e
     else:
@@ -209,7 +196,7 @@ def validate_update(
         if prev_snapshot is None and roles.TARGETS not in files:
             files[roles.TARGETS] = stored[roles.TARGETS].data
         snapshot = sign_snapshot(
-            gun=gun, root=root, files=files, previous=prev_snapshot, signer=signer, now=clock
+            gun=gun, root=root.envelope, files=files, previous=prev_snapshot, signer=signer, now=clock
         )
     plan.add(roles.SNAPSHOT, snapshot)
 

@@ -2,7 +2,8 @@
 
 Parse a file with :meth:`Envelope.from_bytes`, sign a body with :meth:`Envelope.sign`, and check it with
 :func:`verify_signatures`, :func:`verify_root`, :func:`check_expiry`, :func:`check_version` and
-:func:`check_hashes`. Both notar's client and its server use these functions, so the rules live here once.
+:func:`check_hashes`; :class:`TrustedSet` applies them in TUF order for one repository. notar's client,
+server, UI and gateway all go through these, so the rules and their order live here once.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from notar.tuf._model import (
     Timestamp,
     encode_file,
 )
+from notar.tuf._trusted import IGNORABLE, TrustedSet, Verified
 from notar.tuf._verify import (
     RoleKeys,
     TrustPinning,
@@ -50,6 +52,7 @@ from notar.tuf.errors import (
     MetadataError,
     NoSignaturesError,
     RoleError,
+    RollbackError,
     RootError,
     SignatureError,
     TargetPathError,
@@ -60,6 +63,7 @@ from notar.tuf.errors import (
 
 __all__ = [
     "DEFAULT_EXPIRY_DAYS",
+    "IGNORABLE",
     "BadHierarchyError",
     "DelegatedRole",
     "Delegations",
@@ -73,6 +77,7 @@ __all__ = [
     "Role",
     "RoleError",
     "RoleKeys",
+    "RollbackError",
     "Root",
     "RootError",
     "Signature",
@@ -84,7 +89,9 @@ __all__ = [
     "ThresholdError",
     "Timestamp",
     "TrustPinning",
+    "TrustedSet",
     "TufError",
+    "Verified",
     "VersionError",
     "check_expiry",
     "check_hashes",

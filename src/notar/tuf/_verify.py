@@ -20,10 +20,10 @@ from notar.tuf.errors import (
     InvalidKeyIDError,
     NoSignaturesError,
     RoleError,
+    RollbackError,
     RootError,
     TargetPathError,
     ThresholdError,
-    VersionError,
 )
 
 __all__ = [
@@ -110,22 +110,24 @@ def check_expiry(signed: Signed, now: GoTime, role: str) -> None:
 
 
 def check_version(signed: Signed, minimum: int, role: str) -> None:
-    """Raise :class:`VersionError` when the version is below *minimum* (rollback protection)."""
+    """Raise :class:`RollbackError` when the version is below *minimum* (rollback protection)."""
     if signed.version < minimum:
-        raise VersionError(f"version {signed.version} is lower than current version {minimum} for {role}")
+        raise RollbackError(f"version {signed.version} is lower than current version {minimum} for {role}")
 
 
 def check_hashes(data: bytes, meta: FileMeta, role: str, *, check_length: bool = False) -> None:
     """Check *data* against every known hash in *meta* (at least one must be present)."""
     known = [alg for alg in HASH_LENGTHS if alg in meta.hashes]
     if not known:
-        raise HashMismatchError(f"no checksums for supported algorithms were provided for {role}")
+        raise HashMismatchError(f"no checksums for supported algorithms were provided for {role}", role=role)
     if check_length and len(data) != meta.length:
-        raise HashMismatchError(f"length of {role} is {len(data)}, expected {meta.length}")
+        raise HashMismatchError(f"length of {role} is {len(data)}, expected {meta.length}", role=role)
     for alg in known:
         expected = meta.hashes[alg]
         if not hmac.compare_digest(hashlib.new(alg, data).digest(), expected):
-            raise HashMismatchError(f"{alg} checksum for {role} did not match: expected {expected.hex()}")
+            raise HashMismatchError(
+                f"{alg} checksum for {role} did not match: expected {expected.hex()}", role=role
+            )
 
 
 # -- root trust -----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ __all__ = [
     "MetadataError",
     "NoSignaturesError",
     "RoleError",
+    "RollbackError",
     "RootError",
     "SignatureError",
     "TargetPathError",
@@ -73,8 +74,16 @@ class VersionError(TufError):
     """A version is lower than the one already trusted (rollback) or does not increment as required."""
 
 
+class RollbackError(VersionError):
+    """A version is lower than the one already trusted: a rollback (or freeze) attack, never ignorable."""
+
+
 class HashMismatchError(TufError):
     """Bytes do not match the hashes or length another role recorded for them."""
+
+    def __init__(self, message: str, *, role: str | None = None) -> None:
+        self.role = role
+        super().__init__(message)
 
 
 class BadHierarchyError(TufError):

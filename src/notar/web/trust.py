@@ -1,9 +1,9 @@
 """What the UI says about a repository, computed by the client's own verification code.
 
-Every view starts from nothing: a :class:`notar.client.Updater` with an empty in-memory cache fetches the
-repository from the server's own :class:`~notar.server.service.TrustService` (through an httpx transport
-that calls the service, so the client's size caps and error mapping apply) and verifies it exactly as
-``notar resolve`` / ``docker trust`` would. A tag's status comes from ``TrustedRepo.resolve`` on that
+Every view starts from nothing: a :class:`notar.client.Updater` with an empty in-memory cache reads the
+repository from the server's own :class:`~notar.server.service.TrustService` (:class:`ServiceSource`, the
+same read methods the HTTP handlers call, with the client's size caps and errors) and verifies it exactly
+as ``notar resolve`` / ``docker trust`` would. A tag's status comes from ``TrustedRepo.resolve`` on that
 verified view; nothing about trust is cached between requests.
 
 Statuses of a tag:
@@ -26,44 +26,38 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote
-
-import httpx
 
 from notar.client import (
     RELEASES,
     ClientError,
+    MemoryCache,
     NotSignedError,
     RepositoryNotFoundError,
-    TrustCache,
     TrustedRepo,
-    TrustServer,
+    TrustServerError,
     Updater,
     inspect_data,
 )
 from notar.client.inspect import natural_key
-from notar.crypto import PublicKey
+from notar.client.sources import metadata_name, not_found, too_large
 from notar.registry import ManifestNotFoundError, RegistryClient, RegistryError
 from notar.registry import RepositoryNotFoundError as RegistryRepoNotFoundError
 from notar.server.errors import ServerError
 from notar.server.service import TrustService
-from notar.tuf import ExpiredError, RoleKeys, TufError, delegated_role_keys, roles, verify_signatures
+from notar.tuf import ExpiredError, roles
 
 __all__ = [
     "STATUS_LABELS",
-    "MemoryCache",
     "RegistryView",
     "RepoView",
-    "ServiceTransport",
+    "ServiceSource",
     "SignerRef",
     "TagRow",
     "TrustReader",
@@ -86,70 +80,40 @@ STATUS_LABELS: Mapping[str, str] = {
 TRUSTED_ROLES = (RELEASES, roles.TARGETS)  # the roles docker resolves tags from, in priority order
 _NAMES_CACHE_SIZE = 256  # parsed target names of stored files, by content hash
 HISTORY_VERSIONS = 50  # how many older versions of each trusted role are searched for revoked tags
-_INTERNAL_URL = "http://notar-server.internal"
-_ROLE = r"(?P<role>root|targets(?:/[^/\s]+)*|snapshot|timestamp)"
-_TUF = r"/v2/(?P<gun>[^*]+)/_trust/tuf/"
-_TUF_PATHS = (  # tried in this order, like the server's routes: by hash, by version, current
-    re.compile(_TUF + _ROLE + r"\.(?P<checksum>[a-f0-9]{64})\.json\Z"),
-    re.compile(_TUF + r"(?P<version>[1-9][0-9]{0,9})\." + _ROLE + r"\.json\Z"),
-    re.compile(_TUF + _ROLE + r"\.json\Z"),
-)
 
 
-class ServiceTransport(httpx.BaseTransport):
-    """Answers the client's metadata GETs from :class:`TrustService` read methods, in process.
+class ServiceSource:
+    """The client's :class:`~notar.client.MetadataSource` over a :class:`TrustService`, in process.
 
     The same service methods the HTTP handlers call, so the client sees exactly what a remote client
-    would (including the server re-signing an expired timestamp). Nothing but GETs of metadata.
+    would (including the server re-signing an expired timestamp), with the client's size caps and errors.
     """
+
+    url = "this server"
 
     def __init__(self, service: TrustService) -> None:
         self.service = service
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        path = unquote(request.url.path)
-        m = next((m for p in _TUF_PATHS if (m := p.match(path))), None)
-        if request.method != "GET" or m is None:
-            return httpx.Response(404, content=b'{"errors":[{"code":"METADATA_NOT_FOUND"}]}')
-        gun, role = m["gun"], m["role"]
+    def get(
+        self, gun: str, role: str, *, max_bytes: int, checksum: str | None = None, version: int | None = None
+    ) -> bytes:
+        name = metadata_name(role, checksum=checksum, version=version)
         try:
-            groups = m.groupdict()
-            if groups.get("checksum"):
-                meta = self.service.by_checksum(gun, role, m["checksum"])
-            elif groups.get("version"):
-                meta = self.service.by_version(gun, role, int(m["version"]))
+            if checksum is not None:
+                meta = self.service.by_checksum(gun, role, checksum)
+            elif version is not None:
+                meta = self.service.by_version(gun, role, version)
             else:
                 meta = self.service.current(gun, role)
         except ServerError as e:
-            return httpx.Response(e.status, content=e.body())
-        return httpx.Response(200, content=meta.data, headers={"Content-Type": "application/json"})
-
-
-class MemoryCache(TrustCache):
-    """A trust cache that lives for one view: nothing is trusted on first use across requests."""
-
-    def __init__(self) -> None:
-        super().__init__(Path("/nonexistent/notar-web-memory-cache"))  # never touched
-        self._files: dict[tuple[str, str], bytes] = {}
-        self._lock = threading.Lock()
-
-    def load(self, gun: str, role: str) -> bytes | None:
-        return self._files.get((gun, role))
-
-    def store(self, gun: str, files: Mapping[str, bytes]) -> None:
-        for role, data in files.items():
-            self._files[(gun, role)] = data
-
-    def remove(self, gun: str, role: str) -> None:
-        self._files.pop((gun, role), None)
-
-    def clear(self, gun: str) -> None:
-        self._files = {k: v for k, v in self._files.items() if k[0] != gun}
-
-    @contextlib.contextmanager
-    def lock(self, gun: str) -> Iterator[None]:
-        with self._lock:
-            yield
+            if e.status == 404:
+                raise not_found(
+                    gun, role, name, self.url, current=checksum is None and version is None
+                ) from e
+            raise TrustServerError(f"fetch {name} of {gun}: {e}") from e
+        if len(meta.data) > max_bytes:
+            raise too_large(name, max_bytes)
+        return meta.data
 
 
 def registry_repository(gun: str) -> str:
@@ -293,22 +257,6 @@ def _target_names(data: bytes) -> dict[str, str | None]:
     return out
 
 
-def _valid_keys(repo: TrustedRepo, role: str) -> dict[str, PublicKey]:
-    """The keys of verified *role* (from root, or from its delegating parent) that validly signed its file."""
-    try:
-        if role == roles.TARGETS:
-            keys = RoleKeys.from_root(repo.root.signed, role)
-        else:
-            keys = delegated_role_keys(role, {r: e.signed for r, e in repo.targets.items()})
-    except TufError:
-        return {}
-    try:
-        valid = verify_signatures(repo.targets[role], keys)
-    except TufError:  # not for a role the updater verified; then at least the keys allowed to sign it
-        valid = set(keys.keys)
-    return {kid: keys.keys[kid] for kid in sorted(valid)}
-
-
 def _role_signers(repo: TrustedRepo, role: str) -> list[SignerRef]:
     """Who signed the current file of verified *role*, computed from its signatures.
 
@@ -317,7 +265,7 @@ def _role_signers(repo: TrustedRepo, role: str) -> list[SignerRef]:
     and under the role's own name (``releases``) for a delegation. Delegation key IDs are canonical IDs (as
     in the list of signers), the repository's are its key IDs in root (as in the administrative keys).
     """
-    valid = _valid_keys(repo, role)
+    valid = repo.signed_by(role)
     signed = {key.canonical_key_id for key in valid.values()}
     named: dict[str, set[str]] = {}
     for entry, keys in repo.delegations():
@@ -357,17 +305,16 @@ class TrustReader:
         self.registry = registry
         self.registry_url = registry_url or (registry.base_url if registry is not None else "")
         self.registry_workers = registry_workers
-        self._http = httpx.Client(transport=ServiceTransport(service), trust_env=False)
+        self._source = ServiceSource(service)
         self._names_cache: OrderedDict[bytes, dict[str, str | None]] = OrderedDict()
         self._names_lock = threading.Lock()
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing to release (kept for callers that close what they open)."""
 
     def updater(self, gun: str) -> Updater:
         """The client's updater for *gun* over the service, with a fresh in-memory cache."""
-        server = TrustServer(_INTERNAL_URL, http=self._http)
-        return Updater(gun, server, MemoryCache(), clock=self.service.clock)
+        return Updater(gun, self._source, MemoryCache(), clock=self.service.clock)
 
     def verify(self, gun: str) -> TrustedRepo:
         """Verified trust data; raises the client's errors (``RepositoryNotFoundError``, ``ClientError``)."""
@@ -382,15 +329,7 @@ class TrustReader:
         except ClientError as e:
             state: State = "expired" if _expired(e) else "invalid"
             return RepoSummaryView(gun, state, 0, updated_at, str(e))
-        names = {m.name for m in repo.all_targets() if m.role in TRUSTED_ROLES}
-        signed = 0
-        for name in names:
-            try:
-                repo.resolve(name)
-                signed += 1
-            except NotSignedError:
-                pass
-        return RepoSummaryView(gun, "ok", signed, updated_at)
+        return RepoSummaryView(gun, "ok", len(repo.signed_tags()), updated_at)
 
     # -- one repository --------------------------------------------------------------------------------
     def view(self, gun: str, *, changes: int = 20) -> RepoView | None:
@@ -568,7 +507,9 @@ class TrustReader:
             if name in failed:
                 role = failed[name]
                 why = repo.ignored[role]
-                status: Status = "expired" if "expired" in why.lower() else "invalid"
+                status: Status = (
+                    "expired" if isinstance(repo.state.ignored[role], ExpiredError) else "invalid"
+                )
                 return TagRow(
                     name,
                     status,
