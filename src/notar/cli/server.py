@@ -7,7 +7,7 @@ import logging
 import click
 
 from notar.server.app import GO_MAX_DOWNLOAD_BYTES, MAX_METADATA_BYTES, MAX_TIMESTAMP_BYTES
-from notar.server.runtime import ConfigError, ServerConfig, default_data_dir, serve
+from notar.server.runtime import ConfigError, ServerConfig, default_data_dir, prepare_data_dir, serve
 
 __all__ = ["server"]
 
@@ -24,7 +24,8 @@ def _database_options(fn: click.decorators.FC) -> click.decorators.FC:
         type=click.Path(file_okay=False),
         default=lambda: str(default_data_dir()),
         show_default="$XDG_DATA_HOME/notar",
-        help="Where the embedded SQLite database (and the --dev passphrase) live.",
+        help="Where the embedded SQLite database (and the --dev passphrase) live. Created owner-only "
+        "(0700, database files 0600); an existing group/world-accessible one is used with a warning.",
     )(fn)
     return fn
 
@@ -184,12 +185,12 @@ def server(ctx: click.Context, /, **opts: object) -> None:
 @_database_options
 def migrate(data_dir: str, database_url: str | None) -> None:
     """Create or upgrade the server database to the current schema (Alembic)."""
-    from pathlib import Path
-
     from notar.server.storage import migrate as run_migrations
 
-    if not database_url:
-        Path(data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-        database_url = ServerConfig(data_dir=data_dir).resolved_database_url()
-    run_migrations(database_url)
+    config = ServerConfig(data_dir=data_dir, database_url=database_url or None)
+    try:
+        prepare_data_dir(config)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from e
+    run_migrations(config.resolved_database_url())
     click.echo("database is at the current schema", err=True)

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import secrets
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from notar.server.app import MAX_METADATA_BYTES, NotaryApp, ServerSettings, crea
 from notar.server.auth import TokenAuth
 from notar.server.keys import DatabaseKeyService, Secret
 from notar.server.service import TrustService
-from notar.server.storage import migrate, open_store
+from notar.server.storage import StorageError, migrate, open_store, sqlite_file
 from notar.web import create_web_app
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "build_app",
     "check_tls_files",
     "default_data_dir",
+    "prepare_data_dir",
     "serve",
 ]
 
@@ -90,6 +92,57 @@ class ServerConfig:
             return False
 
 
+def prepare_data_dir(config: ServerConfig, *, warn: bool = True) -> None:
+    """Create ``--data-dir`` owner-only (0700) when the embedded SQLite database lives there.
+
+    Its database holds the server's signing keys (encrypted) and every repository's trust data. A
+    directory or database file that already exists keeps the permissions its owner chose; with *warn*, a
+    group/world-accessible one is reported (once, by the process that starts the server).
+    """
+    if config.database_url is None:
+        data = Path(config.data_dir)
+        if data.is_dir():
+            if warn:
+                _warn_if_shared(data, "data directory", 0o700)
+        else:  # parents, if any, get the usual permissions; only the directory notar owns is private
+            try:
+                data.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    data.mkdir(mode=0o700)
+                    data.chmod(0o700)  # mkdir's mode is masked by the umask; 0700 is what we mean
+                except FileExistsError:
+                    if not data.is_dir():
+                        raise
+                    # else another process made it just now (e.g. a second server starting)
+            except OSError as e:
+                where = e.filename or data
+                raise ConfigError(f"cannot create --data-dir {data}: {where}: {e.strerror or e}") from e
+    if warn:
+        try:
+            db = sqlite_file(config.resolved_database_url())
+        except StorageError:
+            return  # a bad URL is reported where it is used
+        if db is not None and db.is_file():
+            _warn_if_shared(db, "database file", 0o600)
+
+
+def _warn_if_shared(path: Path, what: str, private: int) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning(
+            "%s %s is accessible to other users (mode %04o): it holds the server's encrypted keys and "
+            "trust data; consider chmod %o %s",
+            what,
+            path,
+            mode,
+            private,
+            path,
+        )
+
+
 def _passphrase(config: ServerConfig) -> Secret:
     env = os.environ.get("NOTAR_SERVER_KEY_PASSPHRASE")
     if env:
@@ -121,8 +174,7 @@ def _passphrase(config: ServerConfig) -> Secret:
 
 def build_app(config: ServerConfig) -> NotaryApp:
     """Open (and migrate) the database and assemble the app."""
-    if config.database_url is None:
-        Path(config.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    prepare_data_dir(config, warn=False)
     url = config.resolved_database_url()
     passphrase = _passphrase(config)
     if config.migrate:
@@ -198,6 +250,7 @@ def serve(config: ServerConfig) -> None:
         raise ConfigError("--tls-cert and --tls-key go together")
     if config.tls_cert and config.tls_key:
         check_tls_files(config.tls_cert, config.tls_key)
+    prepare_data_dir(config)
     if not config.is_loopback() and not config.auth_enabled:
         log.warning(
             "!!! notar server is listening on %s WITHOUT authentication: anyone who can reach it can "

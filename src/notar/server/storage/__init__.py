@@ -17,10 +17,14 @@ Semantics follow notary-server's SQL storage (``server/storage/sqldb.go``), exce
   of the order of the updates in the batch (notary checks each update in list order);
 * deletion rows of the changefeed store a NULL hash (reported as ``""``, as notary reports it);
 * ``get_changes`` caps a page at 1000 records.
+
+A SQLite database file that does not exist yet is created owner-only (0600) before SQLite opens it; SQLite
+creates its ``-wal`` and ``-shm`` files with the same permissions.
 """
 
 from __future__ import annotations
 
+from notar.server.storage._engine import sqlite_file
 from notar.server.storage._migrate import current_revision, head_revision, migrate
 from notar.server.storage._sql import MAX_REPOSITORIES, SQLMetaStore, open_store
 from notar.server.storage._types import (
@@ -63,4 +67,5 @@ __all__ = [
     "head_revision",
     "migrate",
     "open_store",
+    "sqlite_file",
 ]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +25,7 @@ __all__ = [
     "display_url",
     "is_postgres",
     "normalize_url",
+    "sqlite_file",
 ]
 
 # Execution option marking a connection that is going to write. On SQLite its transaction starts with
@@ -67,6 +70,32 @@ def normalize_url(url: str | URL) -> URL:
     raise StorageError(f"unsupported database backend {backend!r}: use sqlite:///PATH or postgresql://…")
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URL; ``None`` for other backends and SQLite URI filenames."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    db = parsed.database or ""
+    if db.startswith("file:") or parsed.query.get("uri") not in (None, "", "false", "0"):
+        return None
+    return Path(db)
+
+
+def _create_private_sqlite_file(path: Path) -> None:
+    """Create the SQLite database file owner-only (0600) unless it exists.
+
+    sqlite3 would create it with 0666 & ~umask, typically 0644: readable by every local user, and it holds
+    the server's (encrypted) signing keys. SQLite gives the ``-wal`` and ``-shm`` files it creates next to
+    it the database file's permissions, so they are 0600 too. An existing file is left as it is (``notar
+    server`` warns when it is group/world-accessible).
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:  # it exists (fine), or its directory does not (sqlite3 reports that when connecting)
+        return
+    os.close(fd)  # an empty file is an empty SQLite database
+
+
 def display_url(url: URL) -> str:
     """The URL with its password masked, for messages and logs."""
     return url.render_as_string(hide_password=True)
@@ -93,6 +122,9 @@ def create_engine(url: str | URL, **kwargs: Any) -> Engine:
     connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
     try:
         if parsed.get_backend_name() == "sqlite":
+            path = sqlite_file(parsed)
+            if path is not None:
+                _create_private_sqlite_file(path)
             connect_args.setdefault("check_same_thread", False)
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
             engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
