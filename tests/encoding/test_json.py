@@ -206,3 +206,27 @@ def test_b64_round_trip(data: bytes) -> None:
 def test_b64_strict(bad: Any) -> None:
     with pytest.raises(EncodingError, match="sig"):
         b64decode(bad, what="sig")
+
+
+@pytest.mark.parametrize("unit", [b"{},", b"[],", b"1,", b'"",'])
+def test_documents_dense_in_values_are_refused_before_parsing(unit: bytes) -> None:
+    # 1 MB of empty objects would take ~60 MB of memory to parse; real metadata has a value per 20+ bytes
+    doc = b"[" + unit * (1_000_000 // len(unit)) + b"0]"
+    with pytest.raises(EncodingError, match="too many JSON values for its size"):
+        loads_strict(doc, what="targets")
+    # small documents have an allowance, and dense but short ones are fine
+    assert loads_strict(b"[" + b"{}," * 1000 + b"{}]") == [{}] * 1001
+
+
+def test_real_metadata_is_far_from_the_value_density_limit() -> None:
+    from notar.crypto import PrivateKey
+    from notar.encoding import GoTime
+    from notar.tuf import Envelope, FileMeta, new_targets
+
+    body = new_targets(now=GoTime.parse("2026-01-01T00:00:00Z"))
+    for i in range(20_000):  # short names and one hash: the densest targets file a client writes
+        body.targets[str(i)] = FileMeta(1, {"sha256": bytes(32)})
+    data = Envelope.sign(body, [PrivateKey.generate()]).data
+    assert len(loads_strict(data)["signed"]["targets"]) == 20_000
+    values = data.count(b",") + data.count(b"[") + data.count(b"{")
+    assert len(data) / values > 15

@@ -103,7 +103,9 @@ def _database_options(fn: click.decorators.FC) -> click.decorators.FC:
     show_default=True,
     help="Largest accepted root, targets, delegation or snapshot file in an update (413 TOO_LARGE, "
     f"checked before it is parsed); at most {GO_MAX_DOWNLOAD_BYTES}, the most Go notary clients download. "
-    f"Uploaded timestamps are capped at {MAX_TIMESTAMP_BYTES} (Go's timestamp download limit).",
+    f"Uploaded timestamps are capped at {MAX_TIMESTAMP_BYTES} (Go's timestamp download limit). A file "
+    "with more than one JSON value per 12 bytes is refused too (413): parsing it would cost far more than "
+    "its size.",
 )
 @click.option(
     "--gun-prefix",

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from notar.encoding._b64 import b64decode, b64encode
 from notar.encoding._json import (
+    BYTES_PER_VALUE,
     MAX_SAFE_INTEGER,
     JSONValue,
     canonical_json,
+    check_value_density,
     go_file_escape,
     go_fold,
     loads_strict,
@@ -22,6 +24,7 @@ from notar.encoding._time import GoTime
 from notar.encoding.errors import EncodingError
 
 __all__ = [
+    "BYTES_PER_VALUE",
     "MAX_SAFE_INTEGER",
     "EncodingError",
     "GoTime",
@@ -29,6 +32,7 @@ __all__ = [
     "b64decode",
     "b64encode",
     "canonical_json",
+    "check_value_density",
     "go_file_escape",
     "go_fold",
     "loads_strict",

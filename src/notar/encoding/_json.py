@@ -29,7 +29,16 @@ from typing import Any, TypeAlias
 
 from notar.encoding.errors import EncodingError
 
-__all__ = ["MAX_SAFE_INTEGER", "JSONValue", "canonical_json", "go_file_escape", "go_fold", "loads_strict"]
+__all__ = [
+    "BYTES_PER_VALUE",
+    "MAX_SAFE_INTEGER",
+    "JSONValue",
+    "canonical_json",
+    "check_value_density",
+    "go_file_escape",
+    "go_fold",
+    "loads_strict",
+]
 
 JSONValue: TypeAlias = "dict[str, JSONValue] | list[JSONValue] | str | int | bool | None"
 
@@ -62,6 +71,12 @@ _GO_FOLD = str.maketrans(
     {**{chr(c): chr(c + 32) for c in range(ord("A"), ord("Z") + 1)}, "\u212a": "k", "\u017f": "s"}
 )
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+#: Parsing cost bound: at most one JSON value per this many bytes on average (plus a small allowance).
+#: Real metadata has one per 20 bytes or more (a one-hash target entry is ~80 bytes for 4 values); a
+#: document of empty objects or arrays has one per 3, and would cost ~20x its size in memory to parse.
+BYTES_PER_VALUE = 12
+_VALUE_ALLOWANCE = 4096
 
 
 def canonical_json(value: Any) -> bytes:
@@ -167,6 +182,21 @@ def _reject_constant(name: str) -> Any:
     raise EncodingError(f"{name} is not valid JSON")
 
 
+def check_value_density(data: bytes, *, what: str = "document") -> None:
+    """Refuse JSON text with more than one value per :data:`BYTES_PER_VALUE` bytes, before parsing it.
+
+    A cheap upper bound (commas and opening brackets, counted in C) that caps the memory a parse can take
+    at a small multiple of the text's size; small documents have an allowance.
+    """
+    if len(data) > _VALUE_ALLOWANCE * BYTES_PER_VALUE:
+        values = data.count(b",") + data.count(b"[") + data.count(b"{")
+        if values > len(data) // BYTES_PER_VALUE + _VALUE_ALLOWANCE:
+            raise EncodingError(
+                f"{what}: too many JSON values for its size ({values} in {len(data)} bytes; "
+                f"at most one per {BYTES_PER_VALUE} bytes)"
+            )
+
+
 def loads_strict(data: bytes | str, *, what: str = "document") -> Any:
     """Parse a document that Go clients read too; refuse whatever Go would read differently.
 
@@ -174,8 +204,10 @@ def loads_strict(data: bytes | str, *, what: str = "document") -> Any:
     U+FFFD), escapes of unpaired surrogates (likewise), duplicate keys in any object after unescaping
     (Go keeps the last, and folds keys onto struct fields: see :func:`go_fold`), numbers with a fraction
     or an exponent (an error in Go's typed fields, a float elsewhere), integers beyond 2**53 (rounded by
-    Go's float64), ``NaN``/``Infinity``, and malformed JSON.
+    Go's float64), ``NaN``/``Infinity``, and malformed JSON. Documents denser than one value per
+    :data:`BYTES_PER_VALUE` bytes are refused before parsing (a bound on the memory a parse can take).
     """
+    check_value_density(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data, what=what)
     try:
         text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
     except UnicodeDecodeError as e:

@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from notar.encoding import GoTime
+from notar.encoding import EncodingError, GoTime, check_value_density
 from notar.server.auth import Access, TokenAuth
 from notar.server.errors import ServerError
 from notar.server.service import Metadata, TrustService
@@ -533,6 +533,10 @@ def _check_parts(parts: list[tuple[str, bytes]]) -> dict[str, bytes]:
     """role -> bytes of an update's parts: each a JSON object with ``signed``; the timestamp dropped."""
     uploads: dict[str, bytes] = {}
     for role, data in parts:
+        try:
+            check_value_density(data, what=f"{role} metadata")
+        except EncodingError as e:  # the cost of parsing it would be out of proportion to its size
+            raise ServerError("TOO_LARGE", str(e)) from e
         try:
             doc = json.loads(data)
             signed = doc["signed"]
