@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -34,6 +33,7 @@ import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from notar import __version__
+from notar._lru import LRUCache
 from notar.gateway.direct import EXTENSION, BodyMover, ClientSocket, DirectBodyError
 from notar.gateway.errors import GatewayError
 from notar.gateway.passthrough import BlobPassthrough, UpstreamResponse
@@ -196,7 +196,8 @@ class GatewayApp:
             follow_redirects=False,
             trust_env=False,
         )
-        self._children: OrderedDict[str, frozenset[str]] = OrderedDict()  # manifest -> all below it
+        # manifest -> all manifests below it
+        self._children: LRUCache[str, frozenset[str]] = LRUCache(_CHILDREN_CACHE_SIZE)
         self.blobs: BlobPassthrough | None = None
         if settings.fast_blobs and transport is None:
             self.blobs = BlobPassthrough(
@@ -431,7 +432,6 @@ class GatewayApp:
         could not be fetched (not cached, so it is asked again next time). Cached: content-addressed."""
         cached = self._children.get(digest)
         if cached is not None:
-            self._children.move_to_end(digest)
             return cached
         try:
             fetched = await self._fetch_manifest(scope, name, digest, send=None)
@@ -449,9 +449,7 @@ class GatewayApp:
                     return None
                 found |= below
         result = frozenset(found)
-        self._children[digest] = result
-        while len(self._children) > _CHILDREN_CACHE_SIZE:
-            self._children.popitem(last=False)
+        self._children.put(digest, result)
         return result
 
     async def _fetch_manifest(

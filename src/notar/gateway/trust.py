@@ -30,13 +30,13 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
+from notar._lru import LRUCache
 from notar.client import (
     RepositoryNotFoundError,
     TrustCache,
@@ -116,7 +116,7 @@ class TrustVerifier:
         self.ttl = ttl
         self.timeout = timeout
         self.clock = clock
-        self._views: OrderedDict[str, TrustView] = OrderedDict()
+        self._views: LRUCache[str, TrustView] = LRUCache(MAX_VIEWS)  # the most recently verified
         self._checks: dict[str, _Check] = {}  # GUN -> the check in flight; removed when it ends
         self.refreshes = 0  # number of verifications run (for tests and metrics)
 
@@ -158,7 +158,7 @@ class TrustVerifier:
     def cached(
         self, gun: str, *, max_age: float | None = None, since: float | None = None
     ) -> TrustView | None:
-        view = self._views.get(gun)
+        view = self._views.peek(gun)  # reading a view does not keep it longer
         if view is None:
             return None
         if since is not None:
@@ -206,13 +206,10 @@ class TrustVerifier:
         try:
             view = await run_in_threadpool(self._verify_within, gun, deadline)
         except GatewayError:
-            self._views.pop(gun, None)  # an older view is not used either
+            self._views.pop(gun)  # an older view is not used either
             raise
         else:
-            self._views[gun] = view
-            self._views.move_to_end(gun)
-            while len(self._views) > MAX_VIEWS:
-                self._views.popitem(last=False)
+            self._views.put(gun, view)
             return view
         finally:
             # the entry is this check's: another one is only started for the GUN when there is none

@@ -26,14 +26,13 @@ import contextlib
 import hashlib
 import json
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from notar._lru import LRUCache
 from notar.client import (
     RELEASES,
     ClientError,
@@ -306,8 +305,7 @@ class TrustReader:
         self.registry_url = registry_url or (registry.base_url if registry is not None else "")
         self.registry_workers = registry_workers
         self._source = ServiceSource(service)
-        self._names_cache: OrderedDict[bytes, dict[str, str | None]] = OrderedDict()
-        self._names_lock = threading.Lock()
+        self._names_cache: LRUCache[bytes, dict[str, str | None]] = LRUCache(_NAMES_CACHE_SIZE)
 
     def close(self) -> None:
         """Nothing to release (kept for callers that close what they open)."""
@@ -384,16 +382,11 @@ class TrustReader:
     def _names(self, data: bytes) -> dict[str, str | None]:
         """Target names of a stored file, parsed once per content (keyed by its sha256: never stale)."""
         key = hashlib.sha256(data).digest()
-        with self._names_lock:
-            hit = self._names_cache.get(key)
-            if hit is not None:
-                self._names_cache.move_to_end(key)
-                return hit
+        hit = self._names_cache.get(key)
+        if hit is not None:
+            return hit
         names = _target_names(data)
-        with self._names_lock:
-            self._names_cache[key] = names
-            while len(self._names_cache) > _NAMES_CACHE_SIZE:
-                self._names_cache.popitem(last=False)
+        self._names_cache.put(key, names)
         return names
 
     def _history(self, gun: str, versions: Mapping[str, int]) -> dict[str, tuple[str, int]]:
