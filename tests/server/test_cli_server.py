@@ -77,6 +77,18 @@ def test_dev_mode_warns_and_keeps_the_passphrase_private(tmp_path: Path) -> None
     assert oct(data.stat().st_mode & 0o777) == "0o700"
 
 
+def test_workers_serve_the_api_and_the_ui(tmp_path: Path) -> None:
+    """`--workers 2`: each worker builds the app (API + UI) from the parent's config (notar.web.runtime)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "notar", "server", "--dev", "--data-dir", str(tmp_path / "data")]
+    argv += ["--listen", f"{LOOPBACK}:{port}", "--workers", "2"]
+    with Process("notar-workers", argv, log=tmp_path / "log", port=port, env=child_env(home=tmp_path)):
+        assert loopback_get(f"http://{LOOPBACK}:{port}/v2/") == (200, b"{}")
+        status, page = loopback_get(f"http://{LOOPBACK}:{port}/")
+        assert status == 200 and b"<html" in page.lower()
+        assert loopback_get(f"http://{LOOPBACK}:{port}/v2/a/b/_trust/tuf/root.json")[0] == 404
+
+
 def test_migrate_command(tmp_path: Path) -> None:
     env = child_env(home=tmp_path)
     for _ in range(2):  # idempotent

@@ -7,7 +7,7 @@ import logging
 import click
 
 from notar.server.app import GO_MAX_DOWNLOAD_BYTES, MAX_METADATA_BYTES, MAX_TIMESTAMP_BYTES
-from notar.server.runtime import ConfigError, ServerConfig, default_data_dir, prepare_data_dir, serve
+from notar.server.runtime import ConfigError, ServerConfig, default_data_dir, prepare_data_dir
 
 __all__ = ["server"]
 
@@ -177,6 +177,8 @@ def server(ctx: click.Context, /, **opts: object) -> None:
         log_level=str(opts["log_level"]),
         registry_url=opts["registry_url"] or None,  # type: ignore[arg-type]
     )
+    from notar.web.runtime import serve  # the API with the UI; imported when the command runs
+
     try:
         serve(config)
     except ConfigError as e:

@@ -8,9 +8,12 @@ import logging
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from starlette.types import ASGIApp
 
 from notar.errors import NotarError
 from notar.server.app import MAX_METADATA_BYTES, NotaryApp, ServerSettings, create_app
@@ -18,13 +21,12 @@ from notar.server.auth import TokenAuth
 from notar.server.keys import DatabaseKeyService, Secret
 from notar.server.service import TrustService
 from notar.server.storage import StorageError, migrate, open_store, sqlite_file
-from notar.web import create_web_app
 
 __all__ = [
     "ConfigError",
     "ServerConfig",
-    "app_from_environment",
     "build_app",
+    "config_from_environment",
     "check_tls_files",
     "default_data_dir",
     "prepare_data_dir",
@@ -172,8 +174,12 @@ def _passphrase(config: ServerConfig) -> Secret:
     )
 
 
-def build_app(config: ServerConfig) -> NotaryApp:
-    """Open (and migrate) the database and assemble the app."""
+#: Builds the UI served beside the API from the server's service and auth (``notar.web`` provides one).
+WebFactory = Callable[[TrustService, TokenAuth | None], ASGIApp]
+
+
+def build_app(config: ServerConfig, *, web: WebFactory | None = None) -> NotaryApp:
+    """Open (and migrate) the database and assemble the API, with the UI *web* builds on every other path."""
     prepare_data_dir(config, warn=False)
     url = config.resolved_database_url()
     passphrase = _passphrase(config)
@@ -212,20 +218,20 @@ def build_app(config: ServerConfig) -> NotaryApp:
     )
     service = TrustService(store, keys)
     try:
-        web = create_web_app(service, auth=auth, registry_url=config.registry_url)
+        ui = web(service, auth) if web is not None else None
     except ValueError as e:
         raise ConfigError(f"--registry: {e}") from e
-    return create_app(settings, service=service, auth=auth, web=web)
+    return create_app(settings, service=service, auth=auth, web=ui)
 
 
-def app_from_environment() -> NotaryApp:
-    """uvicorn factory for worker processes: the config comes from the parent through the environment."""
+def config_from_environment() -> ServerConfig:
+    """A worker process's config, handed down by the parent through the environment (already migrated)."""
     raw = os.environ.get(_ENV_CONFIG)
     if not raw:
         raise ConfigError(f"{_ENV_CONFIG} is not set")
     config = ServerConfig(**json.loads(raw))
     config.migrate = False  # the parent migrated once
-    return build_app(config)
+    return config
 
 
 def check_tls_files(cert: str, key: str) -> None:
@@ -241,8 +247,12 @@ def check_tls_files(cert: str, key: str) -> None:
         ) from e
 
 
-def serve(config: ServerConfig) -> None:
-    """Run the server until interrupted."""
+def serve(config: ServerConfig, *, build: Callable[[ServerConfig], ASGIApp], factory: str) -> None:
+    """Run the app *build* makes from *config* until interrupted.
+
+    With several workers each process builds its own app: *factory* names an importable function
+    (``module:function``) that does it from :func:`config_from_environment`.
+    """
     import uvicorn
 
     host, port = config.host_port
@@ -271,10 +281,8 @@ def serve(config: ServerConfig) -> None:
         "server_header": False,
     }
     if config.workers > 1:
-        build_app(config)  # migrate once and fail fast on bad configuration
+        build(config)  # migrate once and fail fast on bad configuration
         os.environ[_ENV_CONFIG] = json.dumps(asdict(config))
-        uvicorn.run(
-            "notar.server.runtime:app_from_environment", factory=True, workers=config.workers, **common
-        )
+        uvicorn.run(factory, factory=True, workers=config.workers, **common)
     else:
-        uvicorn.run(build_app(config), **common)
+        uvicorn.run(build(config), **common)
