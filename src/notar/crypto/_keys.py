@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from notar.crypto._pem import load_certificate_bundle, pem_blocks
 from notar.crypto.errors import InvalidKeyError, UnsupportedKeyError
 from notar.encoding import EncodingError, b64decode, b64encode, canonical_json, go_fold
 
@@ -136,8 +137,6 @@ class PublicKey:
     @classmethod
     def from_pem(cls, data: bytes) -> PublicKey:
         """Parse a ``PUBLIC KEY`` or ``CERTIFICATE`` PEM (headers such as ``role:`` are ignored)."""
-        from notar.crypto._pem import pem_blocks  # local import: tiny helper module
-
         blocks = pem_blocks(data)
         if not blocks:
             raise InvalidKeyError("no PEM block found")
@@ -179,8 +178,6 @@ class PublicKey:
             return []
         certs = self._cache.get("certs")
         if certs is None:
-            from notar.crypto._x509 import load_certificate_bundle
-
             certs = self._cache["certs"] = load_certificate_bundle(self.public)
         return list(certs)
 

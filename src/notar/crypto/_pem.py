@@ -6,9 +6,11 @@ import base64
 import binascii
 import re
 
+from cryptography import x509
+
 from notar.crypto.errors import InvalidKeyError
 
-__all__ = ["encode_pem", "pem_blocks"]
+__all__ = ["encode_pem", "load_certificate_bundle", "pem_blocks"]
 
 _BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.S)
 
@@ -44,3 +46,19 @@ def encode_pem(kind: str, der: bytes, headers: dict[str, str] | None = None) -> 
     out.extend(b64[i : i + 64] + "\n" for i in range(0, len(b64), 64))
     out.append(f"-----END {kind}-----\n")
     return "".join(out).encode("ascii")
+
+
+def load_certificate_bundle(pem: bytes) -> list[x509.Certificate]:
+    """Parse a PEM bundle that must hold only ``CERTIFICATE`` blocks (at least one)."""
+    blocks = pem_blocks(pem)
+    if not blocks:
+        raise InvalidKeyError("no certificate found in PEM data")
+    certs = []
+    for kind, _headers, der in blocks:
+        if kind != "CERTIFICATE":
+            raise InvalidKeyError(f"invalid PEM block type {kind!r} in certificate bundle")
+        try:
+            certs.append(x509.load_der_x509_certificate(der))
+        except ValueError as e:
+            raise InvalidKeyError(f"invalid certificate: {e}") from e
+    return certs

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from notar.crypto._keys import PrivateKey, PublicKey
-from notar.crypto._pem import pem_blocks
-from notar.crypto.errors import CryptoError, InvalidKeyError, UnsupportedKeyError
+from notar.crypto._pem import load_certificate_bundle
+from notar.crypto.errors import CryptoError, UnsupportedKeyError
 
 __all__ = ["CertificateProblem", "certificate_problems", "load_certificate_bundle", "make_root_certificate"]
 
@@ -65,22 +65,6 @@ def make_root_certificate(
         .sign(priv, hashes.SHA256())
     )
     return PublicKey.from_certificate(cert)
-
-
-def load_certificate_bundle(pem: bytes) -> list[x509.Certificate]:
-    """Parse a PEM bundle that must hold only ``CERTIFICATE`` blocks (at least one)."""
-    blocks = pem_blocks(pem)
-    if not blocks:
-        raise InvalidKeyError("no certificate found in PEM data")
-    certs = []
-    for kind, _headers, der in blocks:
-        if kind != "CERTIFICATE":
-            raise InvalidKeyError(f"invalid PEM block type {kind!r} in certificate bundle")
-        try:
-            certs.append(x509.load_der_x509_certificate(der))
-        except ValueError as e:
-            raise InvalidKeyError(f"invalid certificate: {e}") from e
-    return certs
 
 
 def _common_name(cert: x509.Certificate) -> str:
