@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,14 +38,18 @@ from notar.gateway.errors import GatewayError
 from notar.gateway.passthrough import BlobPassthrough, UpstreamResponse
 from notar.gateway.policy import TrustPolicy
 from notar.gateway.trust import TrustVerifier, TrustView
-from notar.registry import (
+from notar.registry import InvalidDigestError, InvalidReferenceError, validate_digest
+from notar.registry.manifest import (
     ACCEPTED_MANIFEST_TYPES,
-    MEDIA_TYPE_DOCKER_MANIFEST_LIST,
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    MAX_INDEX_DEPTH,
+    MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED,
     MEDIA_TYPE_OCI_INDEX,
     MEDIA_TYPE_OCI_MANIFEST,
-    InvalidDigestError,
-    InvalidReferenceError,
-    validate_digest,
+    json_object,
+    manifest_shape,
+    media_type_of,
 )
 from notar.registry.reference import validate_repository, validate_tag
 
@@ -102,13 +105,12 @@ _PROXY_HEADERS: Final = frozenset(
 # upstream answers to a manifest GET that are relayed as they are: auth challenges and throttling, none of
 # which a client takes for a manifest; any other non-200 answer is an upstream failure
 _RELAYED_STATUSES: Final = frozenset({401, 403, 429})
-_MAX_INDEX_DEPTH: Final = 4
 _NOT_RELAYED: Final = _HOP_BY_HOP | {b"date"}  # the server sets its own Date
-_INDEX_TYPES: Final = frozenset({MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_MANIFEST_LIST})
 _CHILDREN_CACHE_SIZE: Final = 4096
 _ACCEPT_ALL: Final = ", ".join(
-    [*ACCEPTED_MANIFEST_TYPES, "application/vnd.docker.distribution.manifest.v1+prettyjws", "*/*;q=0.1"]
+    [*ACCEPTED_MANIFEST_TYPES, MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED, "*/*;q=0.1"]
 ).encode()
+_OCTET_STREAM: Final = "application/octet-stream"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -428,8 +430,9 @@ class GatewayApp:
         self, scope: Scope, name: str, digest: str, depth: int = 0
     ) -> frozenset[str] | None:
         """The manifests below *digest*: an index's entries and, for nested indexes, theirs (down to
-        :data:`_MAX_INDEX_DEPTH` levels); empty for an image manifest. ``None`` when a manifest on the way
-        could not be fetched (not cached, so it is asked again next time). Cached: content-addressed."""
+        :data:`~notar.registry.manifest.MAX_INDEX_DEPTH` levels); empty for an image manifest. ``None`` when
+        a manifest on the way could not be fetched (not cached, so it is asked again next time). Cached:
+        content-addressed."""
         cached = self._children.get(digest)
         if cached is not None:
             return cached
@@ -443,7 +446,7 @@ class GatewayApp:
         found: set[str] = set()
         for child, child_type in _index_entries(fetched):
             found.add(child)
-            if child_type in _INDEX_TYPES and depth + 1 < _MAX_INDEX_DEPTH:
+            if child_type in INDEX_MEDIA_TYPES and depth + 1 < MAX_INDEX_DEPTH:
                 below = await self._descendants(scope, name, child, depth + 1)
                 if below is None:
                     return None
@@ -687,13 +690,10 @@ def _no_trust(tag: str, view: TrustView) -> str:
 
 def _index_entries(fetched: _Fetched) -> list[tuple[str, str]]:
     """(digest, media type) of the manifests an index lists; empty for anything else."""
-    if fetched.media_type not in _INDEX_TYPES:
+    if fetched.media_type not in INDEX_MEDIA_TYPES:
         return []
-    try:
-        body = json.loads(fetched.data)
-    except (ValueError, RecursionError):
-        return []
-    entries = body.get("manifests") if isinstance(body, dict) else None
+    body = json_object(fetched.data)
+    entries = body.get("manifests") if body is not None else None
     out = []
     for m in entries if isinstance(entries, list) else []:
         if not isinstance(m, dict) or not isinstance(m.get("digest"), str):
@@ -710,23 +710,21 @@ def _index_entries(fetched: _Fetched) -> list[tuple[str, str]]:
 def _manifest_type(data: bytes, content_type: str) -> str:
     """The media type of verified manifest bytes: their own ``mediaType``, else the registry's header if it
     names a manifest type of the right kind, else what the body's shape says."""
-    try:
-        body = json.loads(data)
-    except (ValueError, RecursionError):
-        body = None
-    if isinstance(body, dict):
-        field = body.get("mediaType")
-        if isinstance(field, str) and field:
-            return field
-        is_index = "manifests" in body and "config" not in body
-        header = content_type.split(";")[0].strip().lower()
-        if header in ACCEPTED_MANIFEST_TYPES and (header in _INDEX_TYPES) == is_index:
-            return header
-        if is_index:
-            return MEDIA_TYPE_OCI_INDEX
-        if "config" in body:
-            return MEDIA_TYPE_OCI_MANIFEST
-    return "application/octet-stream"
+    body = json_object(data)
+    if body is None:
+        return _OCTET_STREAM
+    field = body.get("mediaType")
+    if isinstance(field, str) and field:
+        return field
+    is_index = manifest_shape(body) == MEDIA_TYPE_OCI_INDEX
+    header = media_type_of(content_type)
+    if header in MANIFEST_MEDIA_TYPES and (header in INDEX_MEDIA_TYPES) == is_index:
+        return header
+    if is_index:
+        return MEDIA_TYPE_OCI_INDEX
+    if "config" in body:  # with a manifests list too: an image manifest, as the registry serves it
+        return MEDIA_TYPE_OCI_MANIFEST
+    return _OCTET_STREAM
 
 
 def _accepts(scope: Scope, media_type: str) -> bool:

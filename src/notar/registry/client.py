@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
-import json
 import logging
 import os
 import re
@@ -44,12 +43,14 @@ from notar.registry.errors import (
 )
 from notar.registry.manifest import (
     ACCEPTED_MANIFEST_TYPES,
-    INDEX_MEDIA_TYPES,
-    MEDIA_TYPE_OCI_INDEX,
-    MEDIA_TYPE_OCI_MANIFEST,
+    MANIFEST_MEDIA_TYPES,
     SCHEMA1_MEDIA_TYPES,
+    SCHEMA1_REFUSAL,
     Descriptor,
     Manifest,
+    json_object,
+    manifest_media_type,
+    media_type_of,
 )
 from notar.registry.reference import (
     DEFAULT_DOMAIN,
@@ -119,10 +120,6 @@ def _algorithm(digest: str) -> str:
     return digest.partition(":")[0]
 
 
-def _media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
 def _content_length(resp: httpx.Response) -> int | None:
     """The body size announced in ``Content-Length`` (None if absent, malformed or content-encoded)."""
     if resp.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
@@ -131,23 +128,10 @@ def _content_length(resp: httpx.Response) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _manifest_shape(body: dict[str, object]) -> str | None:
-    """OCI index or OCI image manifest, by the fields a body without ``mediaType`` has; ``None`` if unclear."""
-    has_config, has_manifests = "config" in body, "manifests" in body
-    if has_manifests and not has_config:
-        return MEDIA_TYPE_OCI_INDEX
-    if has_config and not has_manifests:
-        return MEDIA_TYPE_OCI_MANIFEST
-    return None
-
-
 def _parse_errors(body: bytes) -> list[ErrorDetail]:
     """The registry's ``{"errors": [...]}`` envelope (or an OAuth ``{"error": ...}``), else nothing."""
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError):
-        return []
-    if not isinstance(value, dict):
+    value = json_object(body)
+    if value is None:
         return []
     errors = value.get("errors")
     if isinstance(errors, list):
@@ -158,9 +142,10 @@ def _parse_errors(body: bytes) -> list[ErrorDetail]:
                 text = message if isinstance(message, str) else ""
                 out.append(ErrorDetail(item["code"], text, item.get("detail")))
         return out
-    if isinstance(value.get("error"), str):
+    error = value.get("error")
+    if isinstance(error, str):
         description = value.get("error_description")
-        return [ErrorDetail(value["error"], description if isinstance(description, str) else "")]
+        return [ErrorDetail(error, description if isinstance(description, str) else "")]
     return []
 
 
@@ -308,11 +293,8 @@ class RegistryClient:
         raise self._err(RegistryProtocolError, what, f"more than {_MAX_TAG_PAGES} pages")
 
     def _parse_tags(self, body: bytes, what: str) -> list[str]:
-        try:
-            value = json.loads(body)
-        except (ValueError, RecursionError):
-            value = None
-        if not isinstance(value, dict):
+        value = json_object(body)
+        if value is None:
             raise self._err(RegistryProtocolError, what, "the answer is not a JSON object")
         tags = value.get("tags")
         if tags is None:
@@ -336,10 +318,10 @@ class RegistryClient:
         with contextlib.closing(resp):
             if resp.status_code != 200:
                 self._fail(resp, what, not_found=ManifestNotFoundError)
-        media_type = _media_type(resp.headers.get("content-type"))
+        media_type = media_type_of(resp.headers.get("content-type"))
         if media_type in SCHEMA1_MEDIA_TYPES:
             raise self._schema1(what)
-        if media_type not in ACCEPTED_MANIFEST_TYPES:
+        if media_type not in MANIFEST_MEDIA_TYPES:
             raise self._err(UnsupportedManifestError, what, f"unsupported manifest media type {media_type!r}")
         size = resp.headers.get("content-length", "").strip()
         if not size.isdigit():
@@ -369,7 +351,10 @@ class RegistryClient:
             if resp.status_code != 200:
                 self._fail(resp, what, not_found=ManifestNotFoundError)
             data = self._read_capped(resp, self.max_manifest_size, what)
-        media_type = self._manifest_media_type(resp.headers.get("content-type"), data, what)
+        try:
+            media_type = manifest_media_type(resp.headers.get("content-type"), data)
+        except RegistryProtocolError as e:  # UnsupportedManifestError too: the same class, with our names
+            raise self._err(type(e), what, str(e)) from None
         header_digest = self._header_digest(resp.headers, what)
         if header_digest is not None and compute_digest(data, _algorithm(header_digest)) != header_digest:
             raise self._err(
@@ -390,7 +375,7 @@ class RegistryClient:
         """Upload a manifest under a tag or under its digest; returns its digest."""
         repo, ref = validate_repository(repo), _check_ref(ref)
         what = f"PUT manifest {_show(repo, ref)}"
-        if _media_type(media_type) in SCHEMA1_MEDIA_TYPES:
+        if media_type_of(media_type) in SCHEMA1_MEDIA_TYPES:
             raise self._schema1(what)
         if len(data) > self.max_manifest_size:
             raise ValueError(f"manifest is {len(data)} bytes; the limit is {self.max_manifest_size}")
@@ -748,54 +733,8 @@ class RegistryClient:
                 RegistryProtocolError, what, f"bad Docker-Content-Digest {value[:100]!r}"
             ) from None
 
-    def _manifest_media_type(self, content_type: str | None, data: bytes, what: str) -> str:
-        """The manifest's media type; schema 1, other types and contradictions are errors."""
-        header_type = _media_type(content_type)
-        try:
-            body = json.loads(data)
-        except (ValueError, RecursionError):
-            body = None
-        if not isinstance(body, dict):
-            raise self._err(RegistryProtocolError, what, "the manifest is not a JSON object")
-        schema, field_type = body.get("schemaVersion"), body.get("mediaType")
-        if header_type in SCHEMA1_MEDIA_TYPES or schema == 1:
-            raise self._schema1(what)
-        if schema != 2:
-            raise self._err(UnsupportedManifestError, what, f"unsupported schemaVersion {schema!r}")
-        generic = header_type in ("", "application/json", _OCTET_STREAM)
-        if field_type is None and (generic or header_type in ACCEPTED_MANIFEST_TYPES):
-            # no mediaType in the (digest-checked) body: the body's shape decides, never the header alone,
-            # which the registry controls (an image manifest served as an index would pull as nothing)
-            shape = _manifest_shape(body)
-            if shape is None:
-                raise self._err(
-                    RegistryProtocolError, what, "the manifest has neither a config nor a manifests list"
-                )
-            if header_type in ACCEPTED_MANIFEST_TYPES:
-                if (header_type in INDEX_MEDIA_TYPES) != (shape == MEDIA_TYPE_OCI_INDEX):
-                    raise self._err(
-                        RegistryProtocolError, what, f"Content-Type {header_type} does not fit the manifest"
-                    )
-                return header_type
-            return shape
-        if header_type in ACCEPTED_MANIFEST_TYPES:
-            if field_type != header_type:
-                raise self._err(
-                    RegistryProtocolError, what, f"Content-Type {header_type} but mediaType {field_type!r}"
-                )
-            return header_type
-        if generic and isinstance(field_type, str) and field_type in ACCEPTED_MANIFEST_TYPES:
-            return field_type
-        shown = header_type or field_type
-        raise self._err(UnsupportedManifestError, what, f"unsupported manifest media type {shown!r}")
-
     def _schema1(self, what: str) -> UnsupportedManifestError:
-        return self._err(
-            UnsupportedManifestError,
-            what,
-            "Docker schema 1 manifests are deprecated and not supported; push the image again with a "
-            "current docker, buildah or skopeo (schema 2 or OCI)",
-        )
+        return self._err(UnsupportedManifestError, what, SCHEMA1_REFUSAL)
 
     # ------------------------------------------------------------------ authentication
 
@@ -921,11 +860,8 @@ class RegistryClient:
             unavailable = resp.status_code == 429 or resp.status_code >= 500
             cls = RegistryUnavailableError if unavailable else AuthenticationError
             raise self._err(cls, what, text, status_code=resp.status_code, details=details)
-        try:
-            value = json.loads(body)
-        except (ValueError, RecursionError):
-            value = None
-        if not isinstance(value, dict):
+        value = json_object(body)
+        if value is None:
             raise self._err(
                 RegistryProtocolError, what, f"{server} answered something other than a JSON object"
             )

@@ -48,12 +48,16 @@ from typing import IO, Final, TypeVar, cast
 from notar.registry import (
     MAX_MANIFEST_SIZE,
     MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_DOCKER_MANIFEST_LIST,
     MEDIA_TYPE_OCI_INDEX,
-    MEDIA_TYPE_OCI_MANIFEST,
     Descriptor,
     InvalidDigestError,
     validate_digest,
+)
+from notar.registry.manifest import (
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    MAX_INDEX_DEPTH,
+    is_nondistributable,
 )
 from notar.transfer.errors import (
     BlobCorruptError,
@@ -88,9 +92,6 @@ MEDIA_TYPE_DOCKER_LAYER: Final = "application/vnd.docker.image.rootfs.diff.tar"
 MEDIA_TYPE_DOCKER_LAYER_GZIP: Final = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 OCI_LAYOUT_VERSION: Final = "1.0.0"
 
-_INDEX_TYPES: Final = frozenset({MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_MANIFEST_LIST})
-_IMAGE_TYPES: Final = frozenset({MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST})
-_MANIFEST_TYPES: Final = _INDEX_TYPES | _IMAGE_TYPES
 _MAX_JSON: Final = MAX_MANIFEST_SIZE  # index.json, manifest.json, manifests
 _MAX_CONFIG: Final = 64 * 1024 * 1024
 _MAX_LINK_HOPS: Final = 16
@@ -131,7 +132,7 @@ class ImageContent:
 
     @property
     def is_index(self) -> bool:
-        return self.root.descriptor.media_type in _INDEX_TYPES
+        return self.root.descriptor.media_type in INDEX_MEDIA_TYPES
 
 
 def _descriptor(item: object, where: str) -> Descriptor:
@@ -183,24 +184,13 @@ def parse_manifest(descriptor: Descriptor, data: bytes, where: str) -> tuple[str
     media_type = descriptor.media_type
     if isinstance(field_type, str) and field_type and field_type != media_type:
         raise LayoutError(f"{where}: the descriptor says {media_type} but the manifest says {field_type}")
-    if media_type not in _MANIFEST_TYPES:
+    if media_type not in MANIFEST_MEDIA_TYPES:
         raise LayoutError(f"{where}: unsupported manifest media type {media_type!r}")
-    if media_type in _INDEX_TYPES:
+    if media_type in INDEX_MEDIA_TYPES:
         items = _list(body.get("manifests"), "manifests", where)
         return media_type, [_descriptor(i, where) for i in items]
     layers = _list(body.get("layers", []), "layers", where)
     return media_type, [_descriptor(body.get("config"), where), *(_descriptor(i, where) for i in layers)]
-
-
-def is_nondistributable(media_type: str) -> bool:
-    """A foreign / non-distributable layer type (Windows base layers): clients fetch such layers from
-    the ``urls`` of their descriptor, so registries and layouts may lack them."""
-    return "nondistributable" in media_type or "foreign" in media_type
-
-
-def _optional(descriptor: Descriptor) -> bool:
-    """Foreign / non-distributable layers may be absent; registries fetch them from their URLs."""
-    return is_nondistributable(descriptor.media_type)
 
 
 def collect_image(source: ImageSource) -> ImageContent:
@@ -211,23 +201,23 @@ def collect_image(source: ImageSource) -> ImageContent:
     seen: set[str] = set()
 
     def walk(descriptor: Descriptor, depth: int) -> ManifestBlob:
-        if depth > 4:
-            raise LayoutError(f"{source.name}: indexes nested more than 4 deep")
+        if depth > MAX_INDEX_DEPTH:
+            raise LayoutError(f"{source.name}: indexes nested more than {MAX_INDEX_DEPTH} deep")
         data = source.read_manifest(descriptor)
         where = f"{source.name}: manifest {descriptor.digest}"
         media_type, refs = parse_manifest(descriptor, data, where)
-        if media_type not in _INDEX_TYPES and refs:
+        if media_type not in INDEX_MEDIA_TYPES and refs:
             configs.add(refs[0].digest)
         for ref in refs:
-            if media_type in _INDEX_TYPES:
-                if ref.media_type not in _MANIFEST_TYPES:
+            if media_type in INDEX_MEDIA_TYPES:
+                if ref.media_type not in MANIFEST_MEDIA_TYPES:
                     raise LayoutError(f"{where}: entry {ref.digest} has unsupported type {ref.media_type!r}")
                 if ref.digest not in seen:
                     seen.add(ref.digest)
                     walk(ref, depth + 1)
             elif ref.digest not in blobs:
                 present = source.blob_size(ref)
-                if present is None and _optional(ref):
+                if present is None and is_nondistributable(ref.media_type):  # fetched from their URLs
                     continue
                 if present is None:
                     raise BlobMissingError(f"{source.name}: blob {ref.digest} ({ref.media_type}) is missing")
@@ -592,7 +582,7 @@ class OCILayoutSource(ImageSource):
             ref_name = (annotations or {}).get(ANNOTATION_REF_NAME)
             if ref_name is not None and not isinstance(ref_name, str):
                 raise LayoutError(f"{where}: {ANNOTATION_REF_NAME} of {descriptor.digest} must be a string")
-            if descriptor.media_type not in _MANIFEST_TYPES:
+            if descriptor.media_type not in MANIFEST_MEDIA_TYPES:
                 continue  # e.g. an artifact; only images are candidates
             entries.append(([ref_name] if ref_name else [], (descriptor, ref_name)))
         self.root, self.ref_name = _choose(entries, tag, source_tag, where)

@@ -24,33 +24,15 @@ from types import TracebackType
 from typing import BinaryIO, cast
 
 from notar.client import NotSignedError, Repository, RepositoryNotFoundError, TargetMatch, TrustedRepo
-from notar.registry import (
-    MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_DOCKER_MANIFEST_LIST,
-    MEDIA_TYPE_OCI_INDEX,
-    MEDIA_TYPE_OCI_MANIFEST,
-    Descriptor,
-    Manifest,
-    Reference,
-    RegistryClient,
-)
+from notar.registry import Descriptor, Manifest, Reference, RegistryClient
+from notar.registry.manifest import MANIFEST_MEDIA_TYPES, MAX_INDEX_DEPTH, is_nondistributable
 from notar.transfer.errors import DestinationError, SourceError, TransferError
-from notar.transfer.layout import blob_path, is_nondistributable, write_layout_metadata
+from notar.transfer.layout import blob_path, write_layout_metadata
 from notar.transfer.progress import NullProgress, Progress
 
 __all__ = ["PullResult", "check_destination", "pull_image", "resolve_signed"]
 
 log = logging.getLogger("notar.transfer")
-
-_MANIFEST_TYPES = frozenset(
-    {
-        MEDIA_TYPE_OCI_INDEX,
-        MEDIA_TYPE_DOCKER_MANIFEST_LIST,
-        MEDIA_TYPE_OCI_MANIFEST,
-        MEDIA_TYPE_DOCKER_MANIFEST,
-    }
-)
-_MAX_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -305,8 +287,10 @@ def pull_image(
 
         def fetch_manifest(manifest: Manifest, depth: int) -> None:
             nonlocal blobs, received
-            if depth > _MAX_DEPTH:
-                raise TransferError(f"{source.name}@{digest}: indexes nested more than {_MAX_DEPTH} deep")
+            if depth > MAX_INDEX_DEPTH:
+                raise TransferError(
+                    f"{source.name}@{digest}: indexes nested more than {MAX_INDEX_DEPTH} deep"
+                )
             _write_manifest(staging.path, manifest)
             foreign = _foreign_layers(manifest)
             for position, ref in enumerate(manifest.references()):
@@ -320,7 +304,7 @@ def pull_image(
                         "it is fetched from its URLs by whoever runs the image"
                     )
                     continue
-                if manifest.is_index and ref.media_type in _MANIFEST_TYPES:
+                if manifest.is_index and ref.media_type in MANIFEST_MEDIA_TYPES:
                     child = registry.get_manifest(repo, ref.digest)
                     if child.size != ref.size:
                         raise TransferError(
