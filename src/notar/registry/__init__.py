@@ -4,7 +4,11 @@
   (``alpine`` -> ``docker.io/library/alpine``); ``Reference.name`` is the Notary GUN.
 * :class:`RegistryClient` -- one registry: ``get_manifest`` (digest-verified), ``head_manifest``,
   ``put_manifest``, ``delete_manifest``, ``blob_exists``, ``get_blob`` (streamed, verified),
-  ``push_blob`` (monolithic or chunked, optional cross-repository mount), ``tags``, ``ping``.
+  ``push_blob`` (monolithic or chunked, optional cross-repository mount), ``tags``, ``ping``; its
+  requests go through a ``RegistrySession`` (authentication, redirects, errors: :mod:`.session`), its
+  blob transfers are in :mod:`.blobs`.
+* :mod:`.manifest` -- the one home of manifest shapes: media types, how a manifest's kind is told,
+  :class:`Manifest` and :class:`Descriptor`.
 * :class:`Credentials`, :class:`StaticCredentials`, :class:`DockerConfigCredentials` -- explicit
   credentials or docker's ``config.json`` and ``docker-credential-*`` helpers.
 * :class:`RegistryError` and its branches -- every failure, with the registry named in the message.
