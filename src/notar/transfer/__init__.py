@@ -1,7 +1,9 @@
 """Moving images between disk and a registry, with Docker Content Trust in the loop.
 
 * :func:`open_source` -- an OCI image layout (directory or tar) or a ``docker save`` archive, validated;
-  one image (or multi-platform index) selected by tag.
+  one image (or multi-platform index) selected by tag (:mod:`.sources`, over the file trees of
+  :mod:`.trees`); :func:`collect_image` -- its content checked (:mod:`.layout`: the content model, manifests
+  parsed, layouts written).
 * :func:`push_image` -- upload blobs and manifests by digest, sign the tag, then set the tag.
 * :func:`pull_image` -- resolve the tag through verified trust data, fetch by digest into a new OCI
   layout, atomically.
@@ -31,17 +33,19 @@ from notar.transfer.layout import (
     MEDIA_TYPE_DOCKER_CONFIG,
     MEDIA_TYPE_DOCKER_LAYER,
     MEDIA_TYPE_DOCKER_LAYER_GZIP,
-    DockerArchiveSource,
     ImageContent,
-    ImageSource,
     ManifestBlob,
-    OCILayoutSource,
-    collect_image,
-    open_source,
 )
 from notar.transfer.progress import LineProgress, NullProgress, Progress, RichProgress, progress_for
 from notar.transfer.pull import PullResult, check_destination, pull_image, resolve_signed
 from notar.transfer.push import PushResult, push_image, upload_content
+from notar.transfer.sources import (
+    DockerArchiveSource,
+    ImageSource,
+    OCILayoutSource,
+    collect_image,
+    open_source,
+)
 
 __all__ = [
     "ANNOTATION_REF_NAME",

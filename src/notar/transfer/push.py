@@ -17,8 +17,9 @@ from typing import BinaryIO, cast
 from notar.client import ClientError, Repository
 from notar.registry import DEFAULT_CHUNK_SIZE, Descriptor, Reference, RegistryClient, RegistryError
 from notar.transfer.errors import PartialPushError, SigningError, SourceError
-from notar.transfer.layout import ImageContent, ImageSource, collect_image
+from notar.transfer.layout import ImageContent
 from notar.transfer.progress import NullProgress, Progress
+from notar.transfer.sources import ImageSource, collect_image
 from notar.tuf import FileMeta
 
 __all__ = ["PushResult", "push_image", "upload_content"]
