@@ -186,9 +186,10 @@ def verify_timestamp_token(token: bytes, signature: bytes, trusted: Sequence[x50
         encap = signed_data["encap_content_info"]
         if encap["content_type"].native != "tst_info":
             raise TimestampError("timestamp token: encapsulated content is not a TSTInfo")
-        tst_bytes = encap["content"].contents if isinstance(encap["content"], core.OctetString) else None
-        if tst_bytes is None:
-            raise TimestampError("timestamp token: TSTInfo is missing")
+        content = encap["content"]
+        if not isinstance(content, core.OctetString | core.ParsableOctetString) or content.method != 0:
+            raise TimestampError("timestamp token: TSTInfo is missing or not a primitive OCTET STRING")
+        tst_bytes = content.contents
         tst = tsp.TSTInfo.load(tst_bytes, strict=True)
         if tst["version"].native != "v1":
             raise TimestampError("timestamp token: TSTInfo version is not 1")
