@@ -355,3 +355,20 @@ def tsa_token(
 
 def later(days: int) -> datetime:
     return NOW + timedelta(days=days)
+
+
+def sha1_resign(certificate: x509.Certificate, issuer_key: rsa.RSAPrivateKey) -> x509.Certificate:
+    """The same certificate re-signed with SHA-1 (``cryptography`` no longer issues such certificates)."""
+    parsed = ax509.Certificate.load(der(certificate))
+    tbs = parsed["tbs_certificate"]
+    tbs["signature"] = algos.SignedDigestAlgorithm({"algorithm": "sha1_rsa"})
+    tbs_der = tbs.dump(force=True)
+    signature = issuer_key.sign(tbs_der, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303 (the point of the test)
+    rebuilt = ax509.Certificate(
+        {
+            "tbs_certificate": ax509.TbsCertificate.load(tbs_der),
+            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "sha1_rsa"}),
+            "signature_value": signature,
+        }
+    )
+    return x509.load_der_x509_certificate(rebuilt.dump())
