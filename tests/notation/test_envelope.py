@@ -343,3 +343,9 @@ def test_jws_and_cose_carry_the_timestamp_token() -> None:
         COSE, f.cose(f.key(), f.chain(), unprotected={"io.cncf.notary.timestampSignature": b"tok"})
     )
     assert envelope.timestamp_token == b"tok"
+
+
+def test_overlong_chains_are_refused_before_parsing() -> None:
+    env = _jws_parts(f.jws(f.key(), f.chain()))
+    env["header"]["x5c"] = env["header"]["x5c"] * 9
+    refused(JWS, json.dumps(env).encode(), "18 certificates in the chain; at most 16")

@@ -32,6 +32,7 @@ __all__ = [
     "HEADER_SIGNING_SCHEME",
     "HEADER_SIGNING_TIME",
     "HEADER_TIMESTAMP_SIGNATURE",
+    "MAX_CHAIN_LENGTH",
     "MAX_ENVELOPE_SIZE",
     "MEDIA_TYPE_COSE",
     "MEDIA_TYPE_JWS",
@@ -51,6 +52,9 @@ MEDIA_TYPE_COSE = "application/cose"
 PAYLOAD_CONTENT_TYPE = "application/vnd.cncf.notary.payload.v1+json"
 #: Envelopes larger than this are refused before parsing (Notary Project limit).
 MAX_ENVELOPE_SIZE = 32 * 1024 * 1024
+#: Longer ``x5c`` chains are refused before any certificate is parsed: real chains have 1 to 4
+#: certificates, and each one costs a signature check in the authenticity step.
+MAX_CHAIN_LENGTH = 16
 
 HEADER_SIGNING_SCHEME = "io.cncf.notary.signingScheme"
 HEADER_SIGNING_TIME = "io.cncf.notary.signingTime"
@@ -192,9 +196,11 @@ def _describe_key(key: object) -> str:
 
 
 def load_chain(ders: Sequence[bytes], *, what: str) -> tuple[x509.Certificate, ...]:
-    """Parse the DER certificates of ``x5c``/``x5chain`` (leaf first); at least one is required."""
+    """Parse the DER certificates of ``x5c``/``x5chain`` (leaf first): 1 to :data:`MAX_CHAIN_LENGTH`."""
     if not ders:
         raise EnvelopeError(f"{what}: the certificate chain is empty")
+    if len(ders) > MAX_CHAIN_LENGTH:
+        raise EnvelopeError(f"{what}: {len(ders)} certificates in the chain; at most {MAX_CHAIN_LENGTH}")
     chain = []
     for i, der in enumerate(ders):
         try:

@@ -216,9 +216,8 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _chain_problems(
-    chain: Sequence[x509.Certificate], leaf_rules: list[str] | None, leaf_check: bool
-) -> list[ChainProblem]:
+def _chain_problems(chain: Sequence[x509.Certificate], leaf_rules: list[str] | None) -> list[ChainProblem]:
+    """Common, leaf (*leaf_rules*, else the code-signing ones), CA and issuance rules of a chain."""
     if not chain:
         return [ChainProblem(0, "-", "the certificate chain is empty")]
     problems: list[ChainProblem] = []
@@ -229,7 +228,7 @@ def _chain_problems(
     last = len(chain) - 1
     for i, cert in enumerate(chain):
         add(i, _common_problems(cert))
-        if i == 0 and leaf_check:
+        if i == 0:
             add(i, leaf_rules if leaf_rules is not None else _leaf_problems(cert))
         elif i > 0:
             add(i, _ca_problems(cert, i - 1))
@@ -249,7 +248,7 @@ def signing_chain_problems(chain: Sequence[x509.Certificate]) -> list[ChainProbl
 
     Validity periods are not checked here: see :func:`validity_problems`.
     """
-    return _chain_problems(chain, None, True)
+    return _chain_problems(chain, None)
 
 
 def timestamping_chain_problems(chain: Sequence[x509.Certificate]) -> list[ChainProblem]:
@@ -277,7 +276,7 @@ def timestamping_chain_problems(chain: Sequence[x509.Certificate]) -> list[Chain
         assert isinstance(usage_ext.value, x509.KeyUsage)
         if not (usage_ext.value.digital_signature or usage_ext.value.content_commitment):
             rules.append("keyUsage of the TSA certificate lacks digitalSignature and nonRepudiation")
-    return _chain_problems(chain, rules, True)
+    return _chain_problems(chain, rules)
 
 
 def validity_problems(chain: Sequence[x509.Certificate], at: datetime) -> list[ChainProblem]:

@@ -46,6 +46,7 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha512": hashes.SHA512,
 }
 _MAX_CHAIN = 8
+_MAX_TOKEN_CERTS = 16
 _DER = Encoding.DER
 
 
@@ -225,6 +226,10 @@ def verify_timestamp_token(token: bytes, signature: bytes, trusted: Sequence[x50
             raise TimestampError("timestamp token: messageDigest attribute does not match the TSTInfo")
 
         token_certs = [c.chosen for c in signed_data["certificates"] or [] if c.name == "certificate"]
+        if len(token_certs) > _MAX_TOKEN_CERTS:
+            raise TimestampError(
+                f"timestamp token: {len(token_certs)} certificates; at most {_MAX_TOKEN_CERTS}"
+            )
         signer_asn1 = _find_signer(signer_info["sid"], token_certs)
         signer_der = signer_asn1.dump()
         _check_signing_certificate(signed_attrs, signer_der)
