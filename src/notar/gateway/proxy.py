@@ -83,62 +83,25 @@ class ClientGone(Exception):
     """The client disconnected while we were reading its request body or sending a response."""
 
 
-def _tune_upstream_reads(read_bytes: int = 1024 * 1024) -> None:
-    """Read upstream bodies 1 MiB at a time instead of httpcore's 64 KiB: ~3.5x the blob throughput.
-
-    httpcore exposes no option for it; the class constant is the only knob (guarded: skipped if it moves).
-    """
-    try:
-        from httpcore._async.http11 import AsyncHTTP11Connection
-    except ImportError:  # pragma: no cover - a future httpcore
-        return
-    if isinstance(getattr(AsyncHTTP11Connection, "READ_NUM_BYTES", None), int):
-        AsyncHTTP11Connection.READ_NUM_BYTES = max(AsyncHTTP11Connection.READ_NUM_BYTES, read_bytes)
-
-
 class UpstreamProxy:
     """The upstream registry at ``upstream`` (``http(s)://host:port``), as the gateway relays to it.
 
-    ``transport`` (tests) serves every request through httpx; without it blob GET/HEAD take the lean
-    pass-through when ``fast_blobs``, and ``direct_threads`` threads copy their bodies when possible.
+    Requests go through *http*; blob GET/HEAD through *blobs* (the lean pass-through) when there is one,
+    their bodies copied by *mover*'s threads when possible. Whoever made them closes them.
     """
 
     def __init__(
         self,
         upstream: str,
+        http: httpx.AsyncClient,
         *,
-        verify: Any = True,
-        connect_timeout: float = 10.0,
-        io_timeout: float = 300.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-        fast_blobs: bool = True,
-        direct_threads: int = 32,
+        blobs: BlobPassthrough | None = None,
+        mover: BodyMover | None = None,
     ) -> None:
-        self.upstream = upstream.rstrip("/")
-        _tune_upstream_reads()
-        self.http = httpx.AsyncClient(
-            transport=transport,
-            verify=verify,
-            timeout=httpx.Timeout(io_timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
-            follow_redirects=False,
-            trust_env=False,
-        )
-        self.blobs: BlobPassthrough | None = None
-        if fast_blobs and transport is None:
-            self.blobs = BlobPassthrough(
-                self.upstream, verify=verify, connect_timeout=connect_timeout, io_timeout=io_timeout
-            )
-        self.mover: BodyMover | None = None
-        if self.blobs is not None and direct_threads > 0:
-            self.mover = BodyMover(threads=direct_threads, io_timeout=io_timeout)
-
-    async def aclose(self) -> None:
-        if self.blobs is not None:
-            self.blobs.close()
-        if self.mover is not None:
-            self.mover.close()
-        await self.http.aclose()
+        self.upstream = upstream
+        self.http = http
+        self.blobs = blobs
+        self.mover = mover
 
     def url(self, path: str, query: bytes) -> str:
         """The upstream URL of *path* (quoted) and the raw *query* string."""

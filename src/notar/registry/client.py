@@ -54,7 +54,7 @@ from notar.registry.reference import (
     validate_repository,
     validate_tag,
 )
-from notar.registry.session import DEFAULT_TIMEOUT, USER_AGENT, RegistrySession
+from notar.registry.session import DEFAULT_TIMEOUT, USER_AGENT, RegistrySession, http_client
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -136,15 +136,19 @@ class RegistryClient:
                 self.domain = DEFAULT_DOMAIN
             self.base_url = registry_base_url(self.domain, insecure_registries=insecure)
         self.max_manifest_size = max_manifest_size
+        if client is not None and transport is not None:
+            raise TypeError("pass either client= or transport=, not both")
+        if client is None:  # ours, closed by close()
+            http, owned = http_client(verify=verify, timeout=timeout, transport=transport), True
+        else:
+            http, owned = client, False
         self._session = RegistrySession(
             self.base_url,
             self.domain,
+            http,
+            owns_http=owned,
             credentials=credentials,
             insecure_registries=insecure,
-            verify=verify,
-            timeout=timeout,
-            transport=transport,
-            client=client,
             clock=clock,
         )
 
@@ -232,15 +236,8 @@ class RegistryClient:
         For a tag the digest is the registry's ``Docker-Content-Digest``, which cannot be checked
         without the body: use :meth:`get_manifest` for anything that is signed or trusted.
         """
-        repo, ref = validate_repository(repo), _check_ref(ref)
-        what = f"HEAD manifest {_show(repo, ref)}"
-        url = f"{self.base_url}/v2/{repo}/manifests/{ref}"
-        resp = self._session.request(
-            "HEAD", url, scopes=[pull_scope(repo)], what=what, headers={"Accept": _ACCEPT}
-        )
-        with contextlib.closing(resp):
-            if resp.status_code != 200:
-                self._session.fail(resp, what, not_found=ManifestNotFoundError)
+        ref, what, resp = self._ask_manifest("HEAD", repo, ref)
+        resp.close()
         media_type = media_type_of(resp.headers.get("content-type"))
         if media_type in SCHEMA1_MEDIA_TYPES:
             raise self._schema1(what)
@@ -268,15 +265,8 @@ class RegistryClient:
         when the registry sends it, else :class:`DigestMismatchError`. The returned digest is
         ``ref`` for a digest, else the sha256 of the bytes received.
         """
-        repo, ref = validate_repository(repo), _check_ref(ref)
-        what = f"GET manifest {_show(repo, ref)}"
-        url = f"{self.base_url}/v2/{repo}/manifests/{ref}"
-        resp = self._session.request(
-            "GET", url, scopes=[pull_scope(repo)], what=what, headers={"Accept": _ACCEPT}
-        )
+        ref, what, resp = self._ask_manifest("GET", repo, ref)
         with contextlib.closing(resp):
-            if resp.status_code != 200:
-                self._session.fail(resp, what, not_found=ManifestNotFoundError)
             data = self._session.read_capped(resp, self.max_manifest_size, what)
         try:
             media_type = manifest_media_type(resp.headers.get("content-type"), data)
@@ -299,6 +289,19 @@ class RegistryClient:
                 )
             digest = ref
         return Manifest(digest=digest, size=len(data), media_type=media_type, data=data)
+
+    def _ask_manifest(self, method: str, repo: str, ref: str) -> tuple[str, str, httpx.Response]:
+        """Send a manifest HEAD or GET (*repo* and *ref* checked); returns *ref*, the operation's name and
+        the open 200 response, or raises (MANIFEST_UNKNOWN as :class:`ManifestNotFoundError`)."""
+        repo, ref = validate_repository(repo), _check_ref(ref)
+        what = f"{method} manifest {_show(repo, ref)}"
+        url = f"{self.base_url}/v2/{repo}/manifests/{ref}"
+        resp = self._session.request(
+            method, url, scopes=[pull_scope(repo)], what=what, headers={"Accept": _ACCEPT}
+        )
+        if resp.status_code != 200:
+            self._session.fail(resp, what, not_found=ManifestNotFoundError)  # closes it
+        return ref, what, resp
 
     def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
         """Upload a manifest under a tag or under its digest; returns its digest."""

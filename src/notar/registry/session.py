@@ -18,8 +18,7 @@ import logging
 import os
 import ssl
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final, NoReturn, TypeVar
 
 import httpx
@@ -40,7 +39,7 @@ from notar.registry.errors import (
 from notar.registry.manifest import json_object
 from notar.registry.reference import is_insecure_registry
 
-__all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "RegistrySession", "content_length"]
+__all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "RegistrySession", "content_length", "http_client"]
 
 log = logging.getLogger("notar.registry.client")  # one logger for the whole registry client
 
@@ -60,10 +59,17 @@ def _origin(url: httpx.URL) -> tuple[str, str, int]:
     return (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
 
 
-def _ssl_verify(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> bool | ssl.SSLContext:
-    if isinstance(verify, bool | ssl.SSLContext):
-        return verify
-    return ssl.create_default_context(cafile=os.fspath(verify))
+def http_client(
+    *,
+    verify: bool | str | os.PathLike[str] | ssl.SSLContext,
+    timeout: httpx.Timeout | float | None,
+    transport: httpx.BaseTransport | None,
+) -> httpx.Client:
+    """An httpx client for a session: ``verify`` a bool, a CA bundle path or an ``SSLContext``; redirects
+    are left to the session."""
+    if not isinstance(verify, bool | ssl.SSLContext):
+        verify = ssl.create_default_context(cafile=os.fspath(verify))
+    return httpx.Client(transport=transport, verify=verify, timeout=timeout, follow_redirects=False)
 
 
 def content_length(resp: httpx.Response) -> int | None:
@@ -101,30 +107,30 @@ def _basic(creds: Credentials) -> str:
 
 
 class RegistrySession:
-    """Authenticated HTTP to the registry at ``base_url`` (``domain`` is its name in image references).
+    """Authenticated HTTP to the registry at ``base_url`` (``domain`` is its name in image references), sent
+    through *http* (closed by :meth:`close` when ``owns_http``; see :func:`http_client`).
 
-    ``credentials``, ``verify``, ``transport`` and ``client`` are as for
-    :class:`~notar.registry.client.RegistryClient`, which makes the session; the provider is asked once,
-    when the registry first demands authentication. A passed ``client`` is not closed by :meth:`close`.
-    Thread-safe.
+    ``credentials`` is a provider, fixed credentials or None (anonymous), as for
+    :class:`~notar.registry.client.RegistryClient`, which makes the session; the provider is asked once, when
+    the registry first demands authentication. Credentials go to a plain-http token server only if it is
+    in ``insecure_registries``. Thread-safe.
     """
 
     def __init__(
         self,
         base_url: str,
         domain: str,
+        http: httpx.Client,
         *,
-        credentials: CredentialProvider | Credentials | None = None,
-        insecure_registries: Iterable[str] = (),
-        verify: bool | str | os.PathLike[str] | ssl.SSLContext = True,
-        timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
-        transport: httpx.BaseTransport | None = None,
-        client: httpx.Client | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        owns_http: bool,
+        credentials: CredentialProvider | Credentials | None,
+        insecure_registries: tuple[str, ...],
+        clock: Callable[[], float],
     ) -> None:
         self.base_url = base_url
         self.domain = domain
-        self._insecure = tuple(insecure_registries)
+        self._http, self._owns_http = http, owns_http
+        self._insecure = insecure_registries
         self._origin = _origin(httpx.URL(base_url))
         self._provider = credentials
         self._credentials: Credentials | None = None
@@ -132,15 +138,6 @@ class RegistrySession:
         self._auth_scheme: str | None = None  # "basic" or "bearer", once the registry has asked
         self._tokens = TokenCache(clock)
         self._lock = threading.Lock()
-        if client is not None:
-            if transport is not None:
-                raise TypeError("pass either client= or transport=, not both")
-            self._http, self._owns_http = client, False
-        else:
-            self._http = httpx.Client(
-                transport=transport, verify=_ssl_verify(verify), timeout=timeout, follow_redirects=False
-            )
-            self._owns_http = True
 
     def close(self) -> None:
         if self._owns_http:

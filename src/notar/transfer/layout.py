@@ -18,13 +18,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Final
 
 from notar.registry import Descriptor, InvalidDigestError, validate_digest
 from notar.registry.manifest import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MEDIA_TYPE_OCI_INDEX
 from notar.transfer.errors import BlobCorruptError, LayoutError
-from notar.transfer.trees import READ_ERRORS, one_line
+from notar.transfer.trees import READ_ERRORS, Closing, one_line
 
 __all__ = [
     "ANNOTATION_REF_NAME",
@@ -146,7 +145,7 @@ def parse_manifest(descriptor: Descriptor, data: bytes, where: str) -> tuple[str
 # --------------------------------------------------------------------------- verified reading
 
 
-class VerifyingReader:
+class VerifyingReader(Closing):
     """A read-only stream over ``raw`` that raises :class:`BlobCorruptError` unless exactly
     ``descriptor.size`` bytes hashing to ``descriptor.digest`` come out. ``on_read`` sees each chunk size."""
 
@@ -195,14 +194,6 @@ class VerifyingReader:
 
     def close(self) -> None:
         self._raw.close()
-
-    def __enter__(self) -> VerifyingReader:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------- writing a layout

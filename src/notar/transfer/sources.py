@@ -32,10 +32,9 @@ import io
 import json
 import os
 import zlib
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Final, TypeVar
 
 from notar.registry import MAX_MANIFEST_SIZE, MEDIA_TYPE_DOCKER_MANIFEST, Descriptor
@@ -60,7 +59,7 @@ from notar.transfer.layout import (
     parse_object,
     shorten,
 )
-from notar.transfer.trees import DirTree, TarTree, Tree
+from notar.transfer.trees import Closing, DirTree, TarTree, Tree
 
 __all__ = [
     "DockerArchiveSource",
@@ -76,7 +75,7 @@ _READ_CHUNK: Final = 1024 * 1024
 _T = TypeVar("_T")
 
 
-class ImageSource(ABC):
+class ImageSource(Closing):
     """One image (or multi-platform index) to push, selected from a layout or archive.
 
     Use it as a context manager (archives keep their tar file open). ``root`` is the top manifest.
@@ -119,14 +118,6 @@ class ImageSource(ABC):
 
     def close(self) -> None:
         self._tree.close()
-
-    def __enter__(self) -> ImageSource:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _blob_name(digest: str) -> str:

@@ -17,11 +17,11 @@ import zlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Final, cast
+from typing import IO, Final, Self, cast
 
 from notar.transfer.errors import LayoutError, UnsafeArchiveError
 
-__all__ = ["READ_ERRORS", "DirTree", "TarTree", "Tree", "clean_name", "one_line"]
+__all__ = ["READ_ERRORS", "Closing", "DirTree", "TarTree", "Tree", "clean_name", "one_line"]
 
 _MAX_LINK_HOPS: Final = 16
 # What reading a (compressed) tar member or a file can raise: I/O errors, a truncated or corrupted gzip,
@@ -33,6 +33,22 @@ READ_ERRORS: Final = (OSError, EOFError, zlib.error, lzma.LZMAError, tarfile.Tar
 def one_line(error: BaseException) -> str:
     """An exception's message on one line (tarfile's can span several)."""
     return " ".join(str(error).split()) or type(error).__name__
+
+
+class Closing(ABC):
+    """``with`` for what has a :meth:`close` (the streams and sources of this package): ``__enter__`` gives
+    the object itself, ``__exit__`` closes it."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def clean_name(name: str, where: str) -> str:
@@ -103,7 +119,7 @@ class DirTree(Tree):
             raise LayoutError(f"{self.name}: cannot read {path}: {e}") from e
 
 
-class _GuardedStream:
+class _GuardedStream(Closing):
     """A tar member's stream whose read errors (truncated or corrupted compression) become
     :class:`LayoutError` naming the archive and member."""
 
@@ -119,14 +135,6 @@ class _GuardedStream:
 
     def close(self) -> None:
         self._raw.close()
-
-    def __enter__(self) -> _GuardedStream:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 class TarTree(Tree):
