@@ -117,6 +117,14 @@ def test_unknown_critical_header_fails() -> None:
     )
 
 
+def test_signing_time_may_be_marked_critical() -> None:
+    protected = f.x509_protected(crit=["io.cncf.notary.signingScheme", "io.cncf.notary.signingTime"])
+    assert (
+        parse_and_verify(JWS, f.jws(f.key(), f.chain(), protected=protected)).attributes.signing_time
+        is not None
+    )
+
+
 def test_unknown_non_critical_header_is_kept_as_extended_attribute() -> None:
     protected = f.x509_protected(**{"io.cncf.notary.verificationPlugin": "some-plugin"})
     envelope = parse_and_verify(JWS, f.jws(f.key(), f.chain(), protected=protected))
@@ -143,7 +151,11 @@ def test_cose_unknown_critical_header_fails() -> None:
             {"crit": ["io.cncf.notary.signingScheme", "io.cncf.notary.expiry"]},
             "marked critical but not present",
         ),
-        ({"crit": ["io.cncf.notary.signingTime"]}, "unsupported critical header"),
+        ({"crit": ["io.cncf.notary.signingTime"]}, "io.cncf.notary.signingScheme must be marked critical"),
+        (
+            {"crit": ["io.cncf.notary.signingScheme", "x-private"], "x-private": 1},
+            "unsupported critical header 'x-private'",
+        ),
         ({"io.cncf.notary.expiry": "2027-01-01T00:00:00Z"}, "io.cncf.notary.expiry must be marked critical"),
         ({"cty": "application/json"}, "cty is 'application/json'"),
         ({"alg": "RS256"}, "unsupported alg 'RS256'"),

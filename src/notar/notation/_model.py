@@ -63,8 +63,11 @@ HEADER_EXPIRY = "io.cncf.notary.expiry"
 HEADER_TIMESTAMP_SIGNATURE = "io.cncf.notary.timestampSignature"
 HEADER_SIGNING_AGENT = "io.cncf.notary.signingAgent"
 
-#: The attributes a verifier understands; any other name listed in ``crit`` fails verification.
-_UNDERSTOOD_CRITICAL = frozenset({HEADER_SIGNING_SCHEME, HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY})
+#: The attributes a verifier understands; any other name listed in ``crit`` fails verification
+#: (``signingTime`` need not be critical, but a signer may mark it so).
+_UNDERSTOOD_CRITICAL = frozenset(
+    {HEADER_SIGNING_SCHEME, HEADER_SIGNING_TIME, HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY}
+)
 _NOTARY_ATTRIBUTES = frozenset(
     {HEADER_SIGNING_SCHEME, HEADER_SIGNING_TIME, HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY}
 )
