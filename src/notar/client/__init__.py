@@ -19,6 +19,7 @@ from notar.client.errors import (
     TrustDataInvalidError,
     TrustServerError,
     TrustServerUnavailableError,
+    VersionConflictError,
 )
 from notar.client.inspect import inspect_data, render_json, render_pretty
 from notar.client.keys import ChainedKeys, KeySource, MemoryKeys
@@ -52,6 +53,7 @@ __all__ = [
     "TrustServerUnavailableError",
     "TrustedRepo",
     "Updater",
+    "VersionConflictError",
     "inspect_data",
     "render_json",
     "render_pretty",

@@ -13,6 +13,7 @@ __all__ = [
     "TrustDataInvalidError",
     "TrustServerError",
     "TrustServerUnavailableError",
+    "VersionConflictError",
 ]
 
 
@@ -44,6 +45,10 @@ class RepositoryNotFoundError(TrustServerError):
 
 class PublishRejectedError(TrustServerError):
     """The trust server refused an update (400)."""
+
+
+class VersionConflictError(PublishRejectedError):
+    """The update was refused with notary's ``VERSION`` code: another update was stored first."""
 
 
 class TrustDataInvalidError(ClientError):

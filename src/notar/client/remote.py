@@ -16,6 +16,7 @@ from notar.client.errors import (
     PublishRejectedError,
     TrustServerError,
     TrustServerUnavailableError,
+    VersionConflictError,
 )
 from notar.client.sources import MetadataNotFoundError, metadata_name, not_found, too_large
 from notar.crypto import CryptoError, PublicKey
@@ -86,6 +87,8 @@ class TrustServer:
             return TrustServerUnavailableError(f"trust server {self.url} failed to {what}: {status}{detail}")
         if status == 404:
             return MetadataNotFoundError(f"{what}: not found on {self.url}")
+        if status == 400 and "VERSION" in _error_codes(response):
+            return VersionConflictError(f"trust server {self.url} rejected the request to {what}{detail}")
         return PublishRejectedError(f"trust server {self.url} rejected the request to {what}{detail}")
 
     # -- reads ------------------------------------------------------------------------------------------
@@ -155,6 +158,15 @@ def encode_update(files: Mapping[str, bytes], *, boundary: str | None = None) ->
         for role, data in files.items()
     ]
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _error_codes(response: httpx.Response) -> set[str]:
+    """The ``code`` of each error in a notary error body (``{"errors": [{"code": ...}]}``)."""
+    try:
+        body = json.loads(response.content[:_MAX_ERROR_BYTES])
+        return {str(e.get("code")) for e in body.get("errors") or [] if isinstance(e, dict)}
+    except (ValueError, AttributeError, RecursionError, TypeError):
+        return set()
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -29,10 +29,11 @@ from notar.client.errors import (
     PublishRejectedError,
     RepositoryNotFoundError,
     TrustServerError,
+    VersionConflictError,
 )
 from notar.client.keys import KeySource
 from notar.client.remote import TrustServer
-from notar.client.retry import PublishConflictError, RetryPolicy, is_version_conflict
+from notar.client.retry import PublishConflictError, RetryPolicy
 from notar.client.updater import RELEASES, TrustedRepo, Updater
 from notar.crypto import PrivateKey, PublicKey, Signer, make_root_certificate
 from notar.encoding import GoTime
@@ -223,10 +224,8 @@ class Repository:
             files[roles.SNAPSHOT] = Envelope.sign(snap, snap_signers).data
         try:
             self.server.publish(self.gun, files)
-        except PublishRejectedError as e:
-            if is_version_conflict(e):
-                raise _LostRace(e) from e
-            raise
+        except VersionConflictError as e:
+            raise _LostRace(e) from e
         # The verifying refresh below checks every file against the new snapshot anyway; seeding the cache
         # with the targets files we just uploaded spares downloading them again (root is never seeded: the
         # cached root is the trust anchor).

@@ -27,24 +27,14 @@ __all__ = [
     "PublishConflictError",
     "RetryPolicy",
     "VERSION_CONFLICT_MESSAGE",
-    "is_version_conflict",
 ]
 
 #: How long one command keeps trying to publish while other publishers keep winning.
 DEFAULT_RETRY_SECONDS = 30.0
 
 #: The message of notary's ``VERSION`` error code (server/errors/errors.go), which notar server uses too.
+#: For reference only: the client recognises the code (:class:`~notar.client.errors.VersionConflictError`).
 VERSION_CONFLICT_MESSAGE = "A newer version of metadata is already available"
-
-
-def is_version_conflict(error: PublishRejectedError) -> bool:
-    """Whether the trust server refused an update because another one was stored first (``VERSION``).
-
-    :class:`~notar.client.remote.TrustServer` puts the server's error messages into the exception's text
-    after the server URL and the repository name; neither can contain a space, so the message can only
-    come from the server's answer.
-    """
-    return VERSION_CONFLICT_MESSAGE in str(error)
 
 
 class PublishConflictError(PublishRejectedError):
