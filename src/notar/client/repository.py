@@ -16,6 +16,7 @@ into newer data and never something else.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -280,7 +281,14 @@ class Repository:
     def _editable(self, repo: TrustedRepo, role: str) -> Targets:
         env = repo.targets.get(role)
         if env is not None:
-            return copy.deepcopy(env.signed)
+            # a copy to edit: the targets map and delegations are changed, file metas never are (shared)
+            body = env.signed
+            return dataclasses.replace(
+                body,
+                targets=dict(body.targets),
+                delegations=copy.deepcopy(body.delegations),
+                unrecognized=dict(body.unrecognized),
+            )
         body = new_targets(now=self.clock(), role=role)
         body.version = self._stored_version(repo, role)
         return body
@@ -397,7 +405,7 @@ class Repository:
         given here, also when the update is re-applied after a lost race; the roles are chosen from the
         trust data of the attempt that is stored.
         """
-        wanted = {tag: copy.deepcopy(meta) for tag, meta in targets.items()}
+        wanted = dict(targets)  # file metas are never changed in place: sharing them is safe
         initialized = False
         fresh: TrustedRepo | None = None
         if initialize:
@@ -409,7 +417,7 @@ class Repository:
             for tag, meta in wanted.items():
                 for role in self._signable_roles(repo, tag):
                     body = changed.get(role) or self._editable(repo, role)
-                    body.targets[tag] = copy.deepcopy(meta)
+                    body.targets[tag] = meta
                     changed[role] = body
             return _Update(changed), sorted(changed)
 
