@@ -20,6 +20,7 @@ PEERS=(
   "docker-registry docker-registry"
   "skopeo skopeo"
   "chromium chromium"
+  "openssl openssl"
   "/usr/lib/postgresql/*/bin/postgres postgresql"
   "/usr/lib/postgresql/*/bin/initdb postgresql"
 )
