@@ -1,9 +1,9 @@
-"""A small bounded LRU map: the one cache shape the server, the gateway and the web UI share (stdlib only).
+"""A small bounded LRU map: the one cache shape of the gateway and the web UI (stdlib only).
 
 It stands at the top of the package, beside :mod:`notar.errors`, and imports nothing of notar, so every
-layer may use it: its users (``notar.server``, ``notar.gateway``, ``notar.web``) sit side by side, none
-below the others. :mod:`notar.encoding` would be low enough too, but that is the package of byte
-encodings, and a cache is none.
+layer may use it: its users sit side by side (``notar.gateway``, ``notar.web``, and the server's caches in
+``notar.server`` fit it too), none below the others. :mod:`notar.encoding` would be low enough as well, but
+that is the package of byte encodings, and a cache is none.
 """
 
 from __future__ import annotations
