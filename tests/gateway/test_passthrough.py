@@ -243,3 +243,24 @@ def test_stray_bytes_on_an_idle_connection_are_never_read_as_an_answer() -> None
             assert status == 200 and body == BLOB
 
     _run(test)
+
+
+def test_a_dead_reused_connection_is_retried_not_a_500() -> None:
+    """A reused keep-alive connection that fails while sending is stale: the caller retries on a new one."""
+    import asyncio
+
+    import pytest
+
+    from notar.gateway.passthrough import BlobPassthrough, _Broken, _Conn, _Stale
+
+    class DeadConn(_Conn):
+        def __init__(self) -> None:
+            super().__init__(None, None, 1.0)
+            self.reused = True
+
+        async def send_all(self, data: bytes) -> None:
+            raise _Broken("BrokenPipeError: [Errno 32] Broken pipe")
+
+    proxy = BlobPassthrough("http://127.0.0.1:9")
+    with pytest.raises(_Stale):
+        asyncio.run(proxy._exchange(DeadConn(), "GET", b"GET / HTTP/1.1\r\n\r\n"))

@@ -301,9 +301,9 @@ class BlobPassthrough:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _exchange(self, conn: _Conn, method: str, raw: bytes) -> UpstreamResponse:
+        buf = b""  # set before sending: a reused connection that is already dead fails in send_all
         try:
             await conn.send_all(raw)
-            buf = b""
             while True:
                 data = await conn.recv(_HEAD_READ)
                 if not data:
