@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from notar.config import ConfigError
 from notar.errors import NotarError
 
 __all__ = ["STATUS", "ConfigError", "GatewayError"]
@@ -26,10 +27,6 @@ STATUS: Final[dict[str, int]] = {
     "TRUST_UNAVAILABLE": 503,  # the trust server cannot be reached: fail closed
     "UNKNOWN": 500,
 }
-
-
-class ConfigError(NotarError):
-    """The gateway configuration (flags or the policy file) is invalid."""
 
 
 class GatewayError(NotarError):

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from notar.config import ConfigError, parse_listen
 from notar.gateway.app import GatewayApp, GatewaySettings, create_app
 from notar.gateway.deadline import trust_server
 from notar.gateway.direct import EXTENSION, ClientSocket
-from notar.gateway.errors import ConfigError
 from notar.gateway.policy import TrustPolicy
 from notar.gateway.trust import TrustVerifier
 
@@ -42,10 +42,7 @@ class GatewayConfig:
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, sep, port = self.listen.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ConfigError(f"--listen must be HOST:PORT, got {self.listen!r}")
-        return host.strip("[]"), int(port)
+        return parse_listen(self.listen)
 
     def resolved_gun_prefix(self) -> str:
         return (self.gun_prefix or self.listen).rstrip("/")

@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
+from notar.config import ConfigError, parse_listen
 from notar.errors import NotarError
 from notar.server.app import MAX_METADATA_BYTES, NotaryApp, ServerSettings, create_app
 from notar.server.auth import TokenAuth
@@ -35,10 +36,6 @@ __all__ = [
 
 log = logging.getLogger("notar.server")
 _ENV_CONFIG = "NOTAR_SERVER_CONFIG_JSON"  # how `notar server --workers N` hands its config to workers
-
-
-class ConfigError(NotarError):
-    """The server cannot start with this configuration."""
 
 
 def default_data_dir() -> Path:
@@ -70,10 +67,7 @@ class ServerConfig:
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit() or not host:
-            raise ConfigError(f"--listen must be HOST:PORT, got {self.listen!r}")
-        return host.strip("[]"), int(port)
+        return parse_listen(self.listen)
 
     def resolved_database_url(self) -> str:
         if self.database_url:
