@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from notar.server.storage._engine import sqlite_file
 from notar.server.storage._migrate import current_revision, head_revision, migrate
+from notar.server.storage._probe import Generation, MetaProbe, Token
 from notar.server.storage._sql import MAX_REPOSITORIES, SQLMetaStore, open_store
 from notar.server.storage._types import (
     DEFAULT_CHANGES,
@@ -53,6 +54,8 @@ __all__ = [
     "Change",
     "ChangeCategory",
     "DuplicateKeyError",
+    "Generation",
+    "MetaProbe",
     "MetaStore",
     "MetaUpdate",
     "OldVersionError",
@@ -63,6 +66,7 @@ __all__ = [
     "StorageUnavailableError",
     "StoredKey",
     "StoredMeta",
+    "Token",
     "current_revision",
     "head_revision",
     "migrate",

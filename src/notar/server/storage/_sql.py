@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -27,9 +28,11 @@ from notar.server.storage._engine import (
     describe_error,
     display_url,
     normalize_url,
+    sqlite_file,
 )
 from notar.server.storage._migrate import verify_schema as _verify_schema
 from notar.server.storage._models import ChangeRow, ServerKeyRow, TufFileRow
+from notar.server.storage._probe import PG_PROBE_TIMEOUT_S, MetaProbe, PostgresProbe, SQLiteProbe
 from notar.server.storage._types import (
     DEFAULT_CHANGES,
     MAX_CHANGES,
@@ -116,6 +119,9 @@ class SQLMetaStore:
         self._write = sessionmaker(
             self._engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
+        self._sqlite_path = None if self._postgres else sqlite_file(parsed)
+        self._probe: MetaProbe | None = None
+        self._probe_lock = threading.Lock()
         if verify_schema:
             try:
                 _verify_schema(self._engine)
@@ -349,6 +355,21 @@ class SQLMetaStore:
         with db_errors(f"reading {role} keys of {gun}"), self._read() as session:
             return [_key(row) for row in session.scalars(stmt)]
 
+    def probe(self) -> MetaProbe | None:
+        """This store's :class:`~notar.server.storage._probe.MetaProbe` (made on first use, one per store),
+        or ``None`` where there is none (SQLite URI filenames)."""
+        with self._probe_lock:
+            if self._probe is None:
+                if self._postgres:
+                    _, params = self._engine.dialect.create_connect_args(self._engine.url)
+                    params.pop("context", None)  # SQLAlchemy's adapters; the probe reads plain columns
+                    params.setdefault("connect_timeout", int(PG_PROBE_TIMEOUT_S))
+                    params.setdefault("application_name", "notar")
+                    self._probe = PostgresProbe(dict(params))
+                elif self._sqlite_path is not None:
+                    self._probe = SQLiteProbe(self._sqlite_path)
+            return self._probe
+
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def check_health(self) -> None:
@@ -363,6 +384,8 @@ class SQLMetaStore:
 
     def close(self) -> None:
         """Close all pooled connections. The store may be used again afterwards (it reconnects)."""
+        if self._probe is not None:
+            self._probe.close()
         self._engine.dispose()
 
     def __enter__(self) -> Self:
