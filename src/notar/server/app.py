@@ -2,6 +2,15 @@
 
 All routes live in :data:`_ROUTES`, tried in notary-server's order. Handlers are thin: parse the request,
 authorise, call :class:`~notar.server.service.TrustService` in the thread pool, encode the answer.
+
+GET of metadata (the read path every client polls) takes a lean path instead: raw ASGI, no Starlette
+request or response objects, and for current files (``<role>.json``) an answer kept per process with its
+headers made once (:class:`_AnswerCache`). A kept answer is served only after the store's probe
+(:mod:`notar.server.storage._probe`) confirmed, during this request, that the row it was made from is
+still the current one, and, for timestamp and snapshot, only until the earlier of their expiries (after
+that the service re-signs them on read). On SQLite that check runs on the event loop in a few
+microseconds; on PostgreSQL concurrent requests share one small query. A publish through any process is
+therefore seen by every request that starts after the publish returned.
 """
 
 from __future__ import annotations
@@ -9,7 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +39,7 @@ from notar.encoding import EncodingError, GoTime, check_value_density
 from notar.server.auth import Access, TokenAuth
 from notar.server.errors import ServerError
 from notar.server.service import Metadata, TrustService
+from notar.server.storage import Generation, StorageUnavailableError, Token
 from notar.tuf import roles
 
 __all__ = [
@@ -63,6 +75,9 @@ GO_MAX_DOWNLOAD_BYTES = 100 << 20  # notary.MaxDownloadSize: the highest max_met
 # make a 9.5 MB targets file); parsing one costs up to ~25x its size in memory for adversarial JSON.
 MAX_METADATA_BYTES = 16 << 20
 LARGE_UPLOAD_BYTES = 1 << 20  # updates larger than this are parsed one at a time, see NotaryApp._h_update
+# Per-process cache of current metadata answers (see _AnswerCache): bytes of bodies kept at most, and files.
+ANSWER_CACHE_BYTES = 64 << 20
+ANSWER_CACHE_FILES = 4096
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +94,7 @@ class ServerSettings:
     gun_prefixes: tuple[str, ...] = ()
     extra_health_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
     storage_threads: int = STORAGE_THREADS  # see STORAGE_THREADS
+    answer_cache_bytes: int = ANSWER_CACHE_BYTES  # 0: keep no answers
 
 
 def valid_gun(gun: str) -> bool:
@@ -86,6 +102,14 @@ def valid_gun(gun: str) -> bool:
     if not 0 < len(gun) <= 255:
         return False
     return all(_GUN_SEGMENT.match(seg) and seg not in (".", "..") for seg in gun.split("/"))
+
+
+def _cache_control(max_age: int, *, current: bool) -> _Headers:
+    """Cache-Control (and Pragma) of metadata answers, as notary-server's cache handler sets them."""
+    if max_age == 0:
+        return [(b"cache-control", b"max-age=0, no-cache, no-store"), (b"pragma", b"no-cache")]
+    cc = f"public, max-age={max_age}, s-maxage={max_age}" + (", must-revalidate" if current else "")
+    return [(b"cache-control", cc.encode())]
 
 
 def _http_date(when: datetime | None) -> str:
@@ -106,6 +130,80 @@ class _Route:
 
 def _route(method: str, path: str, operation: str, actions: tuple[str, ...], handler: str) -> _Route:
     return _Route(method, re.compile(path + r"\Z"), operation, actions, handler)
+
+
+_Headers = list[tuple[bytes, bytes]]
+_JSON = (b"content-type", b"application/json")
+_ERROR_JSON = (b"content-type", b"application/json; charset=utf-8")
+
+
+@dataclass(slots=True)
+class _Answer:
+    """A 200 answer with metadata, ready to send: ASGI headers and body.
+
+    A kept one (:class:`_AnswerCache`) also carries what validates it: the probe :data:`Token` of the row
+    it follows from, the probe generation when that token was last confirmed, and the instant (Unix ns)
+    after which the service would re-sign it (timestamp and snapshot only).
+    """
+
+    headers: _Headers
+    body: bytes
+    token: Token | None = None
+    generation: Generation | None = None
+    fresh_until_ns: int | None = None
+
+
+class _AnswerCache:
+    """(gun, role) -> :class:`_Answer` of the current file, least recently used dropped first.
+
+    Bounded by the bytes of the bodies as well as by the number of files (:class:`notar._lru.LRUCache`
+    counts entries only, and one targets file may be 16 MiB); a body above a quarter of the budget is not
+    kept. Used from the event loop; the lock only makes it safe should several loops share one app.
+    """
+
+    def __init__(self, max_bytes: int, max_files: int = ANSWER_CACHE_FILES) -> None:
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self.size = 0
+        self._data: OrderedDict[tuple[str, str], _Answer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> _Answer | None:
+        with self._lock:
+            answer = self._data.get(key)
+            if answer is not None:
+                self._data.move_to_end(key)
+            return answer
+
+    def put(self, key: tuple[str, str], answer: _Answer) -> None:
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self.size -= len(old.body)
+            if len(answer.body) * 4 > self.max_bytes:
+                return
+            self._data[key] = answer
+            self.size += len(answer.body)
+            while self.size > self.max_bytes or len(self._data) > self.max_files:
+                _, dropped = self._data.popitem(last=False)
+                self.size -= len(dropped.body)
+
+    def pop(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self.size -= len(old.body)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of request header *name* (lower case), as Starlette's ``headers.get`` reads it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 _TUF = r"/v2/" + _GUN + r"/_trust/tuf/"
@@ -135,6 +233,11 @@ _ROUTES = [
     _route("GET", r"/v2/" + _GUN + r"/_trust/changefeed", "Changefeed", ("pull",), "changefeed"),
     _route("GET", r"/v2/_trust/changefeed", "Changefeed", (), "changefeed"),
 ]
+# GET of metadata, tried in the same order: the only routes whose paths end in ".json" (see NotaryApp._lean).
+_METADATA_HANDLERS = ("by_hash", "by_version", "current")
+_METADATA_ROUTES = [r for r in _ROUTES if r.method == "GET" and r.handler in _METADATA_HANDLERS]
+_PATH_MEMO_SIZE = 4096  # paths of metadata GETs remembered with their route (see NotaryApp._match_metadata)
+_PATH_MEMO_LENGTH = 1024  # longer paths are not remembered (a GUN and a role have at most 255 characters)
 
 
 class NotaryApp:
@@ -167,6 +270,13 @@ class NotaryApp:
         )
         self._limiter: CapacityLimiter | None = None  # made on first use, inside the event loop
         self._large_limiter: CapacityLimiter | None = None  # updates over LARGE_UPLOAD_BYTES, see _h_update
+        self._answers = _AnswerCache(settings.answer_cache_bytes)
+        # metric children of the lean path by (operation, status), bound on first use: labels() costs more
+        # than a dict lookup, and binding them up front would list zero series /metrics never showed
+        self._lean_metrics: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._paths: dict[str, tuple[_Route, dict[str, Any], bool] | None] = {}
+        self._current_cc = _cache_control(settings.current_max_age, current=True)
+        self._consistent_cc = _cache_control(settings.consistent_max_age, current=False)
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking (service/storage) call in a worker thread, at most ``storage_threads`` at once."""
@@ -194,6 +304,11 @@ class NotaryApp:
         ):
             await self.web(scope, receive, send)
             return
+        if scope["method"] == "GET" and path.endswith(".json") and path.startswith("/v2/"):
+            match = self._match_metadata(path)
+            if match is not None:
+                await self._lean(scope, send, *match)
+                return
         request = Request(scope, receive)
         started = time.perf_counter()
         operation = "Other"
@@ -262,31 +377,163 @@ class NotaryApp:
             accesses = [Access("repository", gun, a) for a in actions]
         self.auth.check(request.headers.get("authorization"), accesses)
 
-    # -- handlers ------------------------------------------------------------------------------------
-    def _metadata(self, meta: Metadata, max_age: int, *, current: bool) -> Response:
-        if max_age == 0:
-            headers = {"Cache-Control": "max-age=0, no-cache, no-store", "Pragma": "no-cache"}
-        else:
-            cc = f"public, max-age={max_age}, s-maxage={max_age}"
-            headers = {"Cache-Control": cc + (", must-revalidate" if current else "")}
-        headers["Last-Modified"] = _http_date(meta.modified)
-        return Response(meta.data, 200, headers=headers, media_type="application/json")
+    # -- GET metadata: the lean path -----------------------------------------------------------------
+    def _match_metadata(self, path: str) -> tuple[_Route, dict[str, Any], bool] | None:
+        """The metadata route of *path*, its parameters and whether its GUN is allowed; None: no such route.
 
-    async def _h_current(self, request: Request, p: dict[str, Any]) -> Response:
-        meta = await self._in_thread(self.service.current, p["gun"], p["role"])
-        return self._metadata(meta, self.settings.current_max_age, current=True)
+        Clients poll the same few paths, so the answer is remembered per path (the routes and the GUN rules
+        never change while the app runs); the memo is emptied when it is full, and holds no path longer than
+        a real one. Callers must not change the parameters.
 
-    async def _h_by_hash(self, request: Request, p: dict[str, Any]) -> Response:
-        meta = await self._in_thread(self.service.by_checksum, p["gun"], p["role"], p["checksum"].lower())
-        return self._metadata(meta, self.settings.consistent_max_age, current=False)
+        The path is ASGI's (percent-decoded) ``path``; Starlette's ``url.path`` differs from it only by
+        escaping ``?``, ``#`` and backslashes, which no valid GUN or role contains: either way such a path is
+        answered 404.
+        """
+        paths = self._paths
+        try:
+            return paths[path]
+        except KeyError:
+            pass
+        found = None
+        for route in _METADATA_ROUTES:
+            m = route.pattern.match(path)
+            if m is not None:
+                params = m.groupdict()
+                found = (route, params, self._gun_allowed(params["gun"]))
+                break
+        if len(path) <= _PATH_MEMO_LENGTH:
+            if len(paths) >= _PATH_MEMO_SIZE:
+                paths.clear()
+            paths[path] = found
+        return found
 
-    async def _h_by_version(self, request: Request, p: dict[str, Any]) -> Response:
+    async def _lean(
+        self, scope: Scope, send: Send, route: _Route, params: dict[str, Any], gun_allowed: bool
+    ) -> None:
+        """Answer a GET of metadata with raw ASGI messages (what ``__call__`` + ``_dispatch`` would answer).
+
+        Only the routes of :data:`_METADATA_ROUTES` come here: paths ending in ``.json`` match no other
+        route, and one that matches none of these takes the general path (which answers 404).
+        """
+        started = time.perf_counter()
+        try:
+            gun: str = params["gun"]
+            if not gun_allowed:
+                raise ServerError("METADATA_NOT_FOUND")
+            if self.auth is not None:
+                accesses = [Access("repository", gun, a) for a in route.actions]
+                self.auth.check(_header(scope, b"authorization"), accesses)
+            answer = await self._metadata_answer(route.handler, params)
+            status, headers, body = 200, answer.headers, answer.body
+        except ServerError as e:
+            status, body = e.status, e.body()
+            headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in e.headers.items()]
+            headers += [(b"content-length", str(len(body)).encode()), _ERROR_JSON]
+        except Exception:  # a bug: log it, never show a traceback to the client
+            log.exception("unhandled error on GET %s", scope["path"])
+            e2 = ServerError("UNKNOWN")
+            status, body = e2.status, e2.body()
+            headers = [(b"content-length", str(len(body)).encode()), _ERROR_JSON]
+        metrics = self._lean_metrics.get((route.operation, status))
+        if metrics is None:
+            metrics = self._lean_metrics[(route.operation, status)] = (
+                self._requests.labels(route.operation, str(status)),
+                self._latency.labels(route.operation),
+            )
+        metrics[0].inc()
+        metrics[1].observe(time.perf_counter() - started)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _metadata_answer(self, handler: str, p: dict[str, Any]) -> _Answer:
+        if handler == "current":
+            return await self._current(p["gun"], p["role"])
+        if handler == "by_hash":
+            meta = await self._in_thread(self.service.by_checksum, p["gun"], p["role"], p["checksum"].lower())
+            return self._answer(meta, self._consistent_cc)
         raw: str = p["version"]
         version = int(raw) if len(raw) <= 10 else 0  # longer than any stored version (and int()'s limit)
         if version < 1 or version > 2**31:
             raise ServerError("METADATA_NOT_FOUND", {})
         meta = await self._in_thread(self.service.by_version, p["gun"], p["role"], version)
-        return self._metadata(meta, self.settings.consistent_max_age, current=False)
+        return self._answer(meta, self._consistent_cc)
+
+    async def _current(self, gun: str, role: str) -> _Answer:
+        """The current file of ``role``: a kept answer if the probe confirms it, else read and kept.
+
+        Read-your-write: a kept answer is served only if a probe made during this request (a generation
+        read, or a token query) finds the row it was made from still current. When the kept answer has to
+        be replaced, the generation and the token are read *before* the service reads the file, and the new
+        answer is kept only if the service's file follows from that very row (``Metadata.basis``), so a
+        publish that commits in between is caught by the next request's probe.
+        """
+        service = self.service
+        probe = service.probe
+        if probe is None:  # a store without a probe: read every time
+            return self._answer(await self._in_thread(service.current, gun, role), self._current_cc)
+        key = (gun, role)
+        kept = self._answers.get(key)
+        try:
+            generation = probe.generation()
+            if (
+                kept is not None
+                and generation is not None
+                and kept.generation == generation
+                and (kept.fresh_until_ns is None or service.now_ns() <= kept.fresh_until_ns)
+            ):
+                return kept  # nothing was committed anywhere since the kept answer was confirmed
+            # the snapshot served is the one the current timestamp names
+            basis_role = roles.TIMESTAMP if role in (roles.TIMESTAMP, roles.SNAPSHOT) else role
+            token = await probe.current(gun, basis_role)
+        except StorageUnavailableError:  # no probe right now: read through the store (as without a cache)
+            return self._answer(await self._in_thread(service.current, gun, role), self._current_cc)
+        if kept is not None:
+            if (
+                token is not None
+                and kept.token == token
+                and (kept.fresh_until_ns is None or service.now_ns() <= kept.fresh_until_ns)
+            ):
+                kept.generation = generation
+                return kept
+            self._answers.pop(key)  # replaced, deleted or expired: never served again
+        meta = await self._in_thread(service.current, gun, role)
+        answer = self._answer(meta, self._current_cc)
+        if token is not None and meta.basis is not None and meta.basis == token[:2]:
+            answer.token = token
+            answer.generation = generation
+            if meta.fresh_until is not None:
+                answer.fresh_until_ns = meta.fresh_until.unix * 1_000_000_000 + meta.fresh_until.nanos
+            self._answers.put(key, answer)
+        # else: the file changed between the probe and the read (or was re-signed just now): not kept, the
+        # next request keeps one
+        return answer
+
+    @staticmethod
+    def _answer(meta: Metadata, cache_control: _Headers) -> _Answer:
+        headers = [
+            *cache_control,
+            (b"last-modified", _http_date(meta.modified).encode("latin-1")),
+            (b"content-length", str(len(meta.data)).encode()),
+            _JSON,
+        ]
+        return _Answer(headers, meta.data)
+
+    # -- handlers ------------------------------------------------------------------------------------
+    async def _metadata_response(self, handler: str, p: dict[str, Any]) -> Response:
+        # GETs of metadata take the lean path (see __call__); this serves direct _dispatch callers
+        answer = await self._metadata_answer(handler, p)
+        response = Response(answer.body, 200)
+        response.raw_headers = list(answer.headers)
+        return response
+
+    async def _h_current(self, request: Request, p: dict[str, Any]) -> Response:
+        return await self._metadata_response("current", p)
+
+    async def _h_by_hash(self, request: Request, p: dict[str, Any]) -> Response:
+        return await self._metadata_response("by_hash", p)
+
+    async def _h_by_version(self, request: Request, p: dict[str, Any]) -> Response:
+        return await self._metadata_response("by_version", p)
 
     async def _key_response(self, gun: str, role: str, rotate: bool) -> Response:
         key = await self._in_thread(lambda: self.service.key(gun, role, rotate=rotate))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,9 +17,11 @@ from notar.server.errors import ServerError
 from notar.server.keys import KeyService, KeyServiceError
 from notar.server.storage import (
     Change,
+    MetaProbe,
     MetaStore,
     MetaUpdate,
     OldVersionError,
+    SQLMetaStore,
     StorageError,
     StorageUnavailableError,
     StoredMeta,
@@ -35,10 +38,23 @@ log = logging.getLogger("notar.server")
 
 @dataclass(frozen=True, slots=True)
 class Metadata:
-    """Bytes to serve and when they were written."""
+    """Bytes to serve and when they were written.
+
+    For a current file (:meth:`TrustService.current`) also what decides that these are the bytes to serve,
+    so that a copy of them can be checked cheaply later (see :mod:`notar.server.storage._probe`):
+
+    * ``basis``: (version, sha256) of the stored row this answer follows from: the role's own current row,
+      or, for the snapshot, the current timestamp (which names the snapshot by hash). While that row is
+      still current, and until ``fresh_until``, :meth:`TrustService.current` would answer the same bytes.
+      ``None``: the answer must not be reused (an expired timestamp/snapshot the server could not re-sign).
+    * ``fresh_until``: for the timestamp and the snapshot, the earlier of their expiries; past it the server
+      re-signs them on read. ``None`` for every other role (they never change on read).
+    """
 
     data: bytes
     modified: datetime | None
+    basis: tuple[int, str] | None = None
+    fresh_until: GoTime | None = None
 
 
 class _ExpiryCache:
@@ -90,22 +106,32 @@ class TrustService:
         self.store = store
         self.keys = keys
         self.clock = clock
+        self._wall_clock = clock == GoTime.now  # the real clock: now_ns() needs no GoTime
         self._expiry = _ExpiryCache()
+        #: The store's probe (cheap "which row is current" questions from async code), if it has one.
+        self.probe: MetaProbe | None = store.probe() if isinstance(store, SQLMetaStore) else None
+
+    def now_ns(self) -> int:
+        """The service clock's current instant in Unix nanoseconds (compare with ``fresh_until``)."""
+        if self._wall_clock:
+            return time.time_ns()
+        now = self.clock()
+        return now.unix * 1_000_000_000 + now.nanos
 
     # -- reads ----------------------------------------------------------------------------------------
     def current(self, gun: str, role: str) -> Metadata:
-        if role == roles.TIMESTAMP:
-            ts, _ = self._fresh_timestamp(gun, need_snapshot=False)
-            return Metadata(ts.data, ts.created_at)
-        if role == roles.SNAPSHOT:
-            _, snap = self._fresh_timestamp(gun, need_snapshot=True)
+        if role == roles.TIMESTAMP or role == roles.SNAPSHOT:
+            ts, snap, fresh_until = self._fresh_timestamp(gun, need_snapshot=role == roles.SNAPSHOT)
+            basis = (ts.version, ts.sha256) if fresh_until is not None else None
+            if role == roles.TIMESTAMP:
+                return Metadata(ts.data, ts.created_at, basis, fresh_until)
             if snap is None:  # not reached: need_snapshot always reads it
                 raise ServerError("METADATA_NOT_FOUND", {})
-            return Metadata(snap.data, snap.created_at)
+            return Metadata(snap.data, snap.created_at, basis, fresh_until)
         row = self._guard(lambda: self.store.get_current(gun, role))
         if row is None:
             raise ServerError("METADATA_NOT_FOUND", {})
-        return Metadata(row.data, row.created_at)
+        return Metadata(row.data, row.created_at, (row.version, row.sha256))
 
     def by_checksum(self, gun: str, role: str, checksum: str) -> Metadata:
         row = (
@@ -121,8 +147,11 @@ class TrustService:
             raise ServerError("METADATA_NOT_FOUND", {})
         return Metadata(row.data, row.created_at)
 
-    def _fresh_timestamp(self, gun: str, *, need_snapshot: bool) -> tuple[StoredMeta, StoredMeta | None]:
-        """The current timestamp and the snapshot it names, re-signed first if either expired (§3.8).
+    def _fresh_timestamp(
+        self, gun: str, *, need_snapshot: bool
+    ) -> tuple[StoredMeta, StoredMeta | None, GoTime | None]:
+        """The current timestamp and the snapshot it names, re-signed first if either expired (§3.8), and the
+        earlier of their expiries (``None`` if they are served expired because re-signing failed).
 
         Fast path (GET timestamp.json): when the snapshot is not wanted and its expiry is already known by
         its hash (which the timestamp gives), the snapshot row is not read and ``None`` comes back in its
@@ -138,20 +167,25 @@ class TrustService:
             if known is not None:
                 now = self.clock()
                 if ts_expires >= now and known[0] >= now:
-                    return ts_row, None
+                    return ts_row, None, min(ts_expires, known[0])
         snap_row = self._guard(lambda: self.store.get_checksum(gun, roles.SNAPSHOT, snap_hash or ""))
         if snap_row is None:
             raise ServerError("METADATA_NOT_FOUND", {})
         snap_expires, _ = self._expiry.get(snap_row, _snapshot_info)
         now = self.clock()
         if ts_expires >= now and snap_expires >= now:
-            return ts_row, snap_row
+            return ts_row, snap_row, min(ts_expires, snap_expires)
         try:
-            return self._resign(gun, ts_row, snap_row, resign_snapshot=snap_expires < now, now=now)
+            new_ts, new_snap = self._resign(
+                gun, ts_row, snap_row, resign_snapshot=snap_expires < now, now=now
+            )
         except (TufError, KeyServiceError, ServerError) as e:
             # Serve what we have; clients report the expiry clearly. (notary answers 500 here.)
             log.error("cannot re-sign expired timestamp/snapshot of %s: %s", gun, e)
-            return ts_row, snap_row
+            return ts_row, snap_row, None
+        ts_expires, _ = self._expiry.get(new_ts, _timestamp_info)
+        snap_expires, _ = self._expiry.get(new_snap, _snapshot_info)
+        return new_ts, new_snap, min(ts_expires, snap_expires)
 
     def _resign(
         self, gun: str, ts_row: StoredMeta, snap_row: StoredMeta, *, resign_snapshot: bool, now: GoTime
