@@ -10,7 +10,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from notar.crypto._pem import load_certificate_bundle, pem_blocks
 from notar.crypto.errors import InvalidKeyError, UnsupportedKeyError
@@ -26,6 +30,7 @@ __all__ = [
     "METHOD_EDDSA",
     "METHOD_RSAPSS",
     "PrivateKey",
+    "DigestSigner",
     "PublicKey",
     "Signer",
 ]
@@ -268,6 +273,33 @@ class Signer(Protocol):
         ...
 
 
+@runtime_checkable
+class DigestSigner(Protocol):
+    """A :class:`Signer` that also signs a precomputed hash (AWS KMS ``MessageType=DIGEST``).
+
+    The OCI signature formats sign with the hash their algorithm names (Notation ES384 signs SHA-384,
+    cosign signs SHA-256), so they hash the message themselves and hand over only the digest: no format
+    needs the key material or knows where the key lives (ADR 0008, seam 2).
+    """
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The bare public key (its ``key_id`` is the canonical key ID)."""
+        ...
+
+    def sign(self, message: bytes) -> tuple[str, bytes]:
+        """Sign *message*; return ``(method, signature)`` in notary's encoding."""
+        ...
+
+    def sign_digest(self, digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        """Sign *digest* (the *algorithm* hash of the message).
+
+        ECDSA: the DER ``Ecdsa-Sig-Value`` (as KMS returns it); RSA: RSASSA-PSS with MGF1 of the same
+        hash and a salt as long as the hash (KMS ``RSASSA_PSS_SHA_*``, JWS/COSE ``PS*``).
+        """
+        ...
+
+
 class PrivateKey:
     """An in-memory private key that signs with notary's methods."""
 
@@ -323,6 +355,24 @@ class PrivateKey:
         if isinstance(key, rsa.RSAPrivateKey):
             return METHOD_RSAPSS, key.sign(message, _PSS, hashes.SHA256())
         return METHOD_EDDSA, key.sign(message)
+
+    def sign_digest(self, digest: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        """Sign a precomputed *algorithm* hash (see :meth:`DigestSigner.sign_digest`).
+
+        ECDSA signatures are DER; RSA signatures RSASSA-PSS (MGF1 with *algorithm*, salt length = the
+        hash length). Ed25519 signs messages, not hashes: :class:`UnsupportedKeyError`.
+        """
+        if len(digest) != algorithm.digest_size:
+            raise InvalidKeyError(
+                f"a {algorithm.name} digest has {algorithm.digest_size} bytes, got {len(digest)}"
+            )
+        key = self._key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(digest, ec.ECDSA(Prehashed(algorithm)))
+        if isinstance(key, rsa.RSAPrivateKey):
+            pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
+            return key.sign(digest, pss, Prehashed(algorithm))
+        raise UnsupportedKeyError("ed25519 keys sign messages, not digests")
 
     def __repr__(self) -> str:  # never show key material
         return f"PrivateKey({self.keytype}, id={self.key_id[:12]})"
