@@ -6,11 +6,19 @@
 * Passphrase sources (:class:`PassphraseRetriever`): :class:`EnvPassphrases` (notary's and docker's
   environment variables), :class:`PromptPassphrases`, :class:`CallbackPassphrases`,
   :class:`ChainPassphrases`.
-* :class:`FileKeyStore` -- ``<trust_dir>/private/<key ID>.key``, shared with notary and docker.
+* :class:`FileKeyStore` -- ``<trust_dir>/private/<key ID>.key``, shared with notary and docker, and
+  the key's certificate chain beside it, ``<key ID>.crt`` (:class:`CertificateInfo`).
 """
 
 from __future__ import annotations
 
+from notar.keystore._certs import (
+    CERT_EXTENSION,
+    CertificateInfo,
+    decode_certificate_chain,
+    encode_certificate_chain,
+    same_public_key,
+)
 from notar.keystore._keyfile import DecodedKey, decode_private_key, encode_private_key, encode_public_key
 from notar.keystore._passphrase import (
     DOCKER_REPOSITORY_PASSPHRASE_ENV,
@@ -24,6 +32,9 @@ from notar.keystore._passphrase import (
 )
 from notar.keystore._store import FileKeyStore, KeyInfo, read_regular_file
 from notar.keystore.errors import (
+    CertificateExistsError,
+    CertificateFileError,
+    CertificateMismatchError,
     InsecureKeyFileError,
     KeyExistsError,
     KeyFileError,
@@ -35,9 +46,14 @@ from notar.keystore.errors import (
 )
 
 __all__ = [
+    "CERT_EXTENSION",
     "DOCKER_REPOSITORY_PASSPHRASE_ENV",
     "DOCKER_ROOT_PASSPHRASE_ENV",
     "CallbackPassphrases",
+    "CertificateExistsError",
+    "CertificateFileError",
+    "CertificateInfo",
+    "CertificateMismatchError",
     "ChainPassphrases",
     "DecodedKey",
     "EnvPassphrases",
@@ -53,9 +69,12 @@ __all__ = [
     "PassphraseUnavailableError",
     "PromptPassphrases",
     "WrongPassphraseError",
+    "decode_certificate_chain",
     "decode_private_key",
+    "encode_certificate_chain",
     "encode_private_key",
     "encode_public_key",
     "notary_passphrase_env",
     "read_regular_file",
+    "same_public_key",
 ]

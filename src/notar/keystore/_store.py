@@ -1,5 +1,8 @@
 """Private keys in a notary / docker trust directory: ``<trust_dir>/private/<canonical key ID>.key``.
 
+A key may have a certificate chain (for Notation signatures) beside it, ``<canonical key ID>.crt``
+(see :mod:`notar.keystore._certs`): notary and docker read only ``*.key`` files and never see it.
+
 The directory is shared with the Go tools: notary 0.7 and the docker CLI read what this store writes and
 vice versa. Files are written atomically with mode 0600 in a 0700 directory. Notary's pre-0.4 layouts
 (``private/root_keys/<id>[_root].key`` and ``private/tuf_keys/<gun>/<id>[_<role>].key``) are read too,
@@ -8,6 +11,7 @@ but never written or migrated.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import itertools
 import logging
@@ -16,12 +20,22 @@ import re
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from cryptography import x509
+
 from notar.crypto import PrivateKey
+from notar.keystore._certs import (
+    CERT_EXTENSION,
+    MAX_CHAIN_FILE_BYTES,
+    CertificateInfo,
+    decode_certificate_chain,
+    encode_certificate_chain,
+    same_public_key,
+)
 from notar.keystore._keyfile import (
     MAX_KEY_FILE_BYTES,
     DecodedKey,
@@ -34,6 +48,9 @@ from notar.keystore._keyfile import (
 )
 from notar.keystore._passphrase import PassphraseRetriever
 from notar.keystore.errors import (
+    CertificateExistsError,
+    CertificateFileError,
+    CertificateMismatchError,
     InsecureKeyFileError,
     KeyExistsError,
     KeyFileError,
@@ -228,8 +245,8 @@ class FileKeyStore:
             except OSError as e:
                 raise KeyStorageError(f"{e.filename or directory}: {_os_reason(e)}") from None
 
-    def _write(self, path: Path, data: bytes) -> None:
-        """Atomic replace: temp file (0600, same directory), fsync, rename, fsync the directory."""
+    def _write(self, path: Path, data: bytes, *, mode: int = 0o600) -> None:
+        """Atomic replace: temp file (*mode*, same directory), fsync, rename, fsync the directory."""
         self._ensure_private_dir()
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
@@ -237,7 +254,7 @@ class FileKeyStore:
             raise KeyStorageError(f"cannot write {path}: {_os_reason(e)}") from None
         try:
             with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), 0o600)
+                os.fchmod(f.fileno(), mode)
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -271,6 +288,7 @@ class FileKeyStore:
                     raise KeyStorageError(f"cannot remove {path}: {_os_reason(e)}") from None
                 log.debug("removed key file %s", path)
             self._cache.pop(key_id, None)
+            self.remove_certificate_chain(key_id)
 
     # ------------------------------------------------------------------------------------- reading
     def get(self, key_id: str) -> tuple[PrivateKey, str]:
@@ -351,6 +369,72 @@ class FileKeyStore:
 
     def __contains__(self, key_id: object) -> bool:
         return isinstance(key_id, str) and _KEY_ID.match(key_id) is not None and any(self._paths(key_id))
+
+    def find(self, role: str) -> builtins.list[KeyInfo]:
+        """The keys stored with *role* (a signer name), sorted by GUN and key ID (no passphrase needed)."""
+        return [i for i in self.list() if i.role == role]
+
+    # ------------------------------------------------------------------------------- certificates
+    def certificate_path(self, key_id: str) -> Path:
+        """Where the certificate chain of *key_id* is kept: ``private/<key ID>.crt``."""
+        _check_key_id(key_id)
+        return self.private_dir / f"{key_id}{CERT_EXTENSION}"
+
+    def add_certificate_chain(
+        self, key_id: str, chain: Sequence[x509.Certificate], *, replace: bool = False
+    ) -> Path:
+        """Keep *chain* (leaf first) with the key *key_id*; returns the file's path.
+
+        The key must be in the store and the leaf must certify it (same public key: this unlocks the
+        key, asking for its passphrase unless it is already unlocked): :class:`KeyNotFoundError`,
+        :class:`CertificateMismatchError`. An existing chain is replaced only with *replace*
+        (:class:`CertificateExistsError`). Whether the chain meets a signature format's rules is the
+        caller's question; the store checks only that it belongs to the key.
+        """
+        path = self.certificate_path(key_id)
+        if not chain:
+            raise CertificateFileError("the certificate chain is empty")
+        with self._lock:
+            key, role = self.get(key_id)
+            if not same_public_key(chain[0], key.public_key):
+                raise CertificateMismatchError(
+                    f"the first certificate ({_subject(chain[0])}) does not certify {_label(role, key_id)}"
+                )
+            if not replace and os.path.lexists(path):
+                raise CertificateExistsError(
+                    f"{_label(role, key_id)} already has a certificate ({path}); replace it explicitly"
+                )
+            self._write(path, encode_certificate_chain(chain), mode=0o644)
+        log.debug("stored the certificate chain of key %s in %s", _short(key_id), path)
+        return path
+
+    def certificate_chain(self, key_id: str) -> tuple[x509.Certificate, ...] | None:
+        """The stored chain of *key_id* (leaf first), ``None`` when it has none (no passphrase needed).
+
+        A file that is not a PEM bundle of certificates raises :class:`CertificateFileError`.
+        """
+        info = self.certificate_info(key_id)
+        return None if info is None else info.chain
+
+    def certificate_info(self, key_id: str) -> CertificateInfo | None:
+        """:meth:`certificate_chain` with its path and dates, ``None`` when the key has no chain."""
+        path = self.certificate_path(key_id)
+        if not os.path.lexists(path):
+            return None
+        data = read_regular_file(path, limit=MAX_CHAIN_FILE_BYTES)
+        return CertificateInfo(key_id, path, decode_certificate_chain(data, what=str(path)))
+
+    def remove_certificate_chain(self, key_id: str) -> bool:
+        """Delete the stored chain of *key_id*; ``False`` when there was none."""
+        path = self.certificate_path(key_id)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise KeyStorageError(f"cannot remove {path}: {_os_reason(e)}") from None
+        log.debug("removed certificate file %s", path)
+        return True
 
     # ------------------------------------------------------------------------------------- import
     def import_key(
@@ -466,6 +550,13 @@ class FileKeyStore:
             if legacy[0] == LEGACY_TUF_DIR and len(legacy) > 2 and gun is None:
                 gun = "/".join(legacy[1:-1])
         return KeyInfo(key_id=key_id, role=role, gun=gun, path=path)
+
+
+def _subject(cert: x509.Certificate) -> str:
+    try:
+        return cert.subject.rfc4514_string() or "empty subject"
+    except ValueError:
+        return "unprintable subject"
 
 
 def _check_key_id(key_id: str) -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from notar.errors import NotarError
 
 __all__ = [
+    "CertificateExistsError",
+    "CertificateFileError",
+    "CertificateMismatchError",
     "InsecureKeyFileError",
     "KeyExistsError",
     "KeyFileError",
@@ -56,3 +59,15 @@ class KeyStorageError(KeystoreError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class CertificateFileError(KeystoreError, ValueError):
+    """A certificate chain (stored beside a key, or given to store) is not a PEM bundle of certificates."""
+
+
+class CertificateMismatchError(KeystoreError, ValueError):
+    """The leaf of a certificate chain does not certify the key it is stored for."""
+
+
+class CertificateExistsError(KeystoreError):
+    """A key already has a stored certificate chain and replacing it was not asked for."""
