@@ -1,4 +1,4 @@
-"""Notation (Notary Project) signature verification: pure, bytes in, verdicts out.
+"""Notation (Notary Project) signatures: verification and signing, pure, bytes in, verdicts/bytes out.
 
 The pieces, in the order a verifier uses them:
 
@@ -15,6 +15,13 @@ The pieces, in the order a verifier uses them:
 * :mod:`~notar.notation.truststore` -- trust stores in memory; :mod:`~notar.notation.loader` reads
   them and the policy from notation's configuration directory (the only filesystem access).
 * :mod:`~notar.notation.verify` -- the five steps and the verdict for an artifact.
+
+Signing, the other direction:
+
+* :mod:`~notar.notation.sign` -- a JWS or COSE envelope for a descriptor through the key-access seam
+  (:class:`notar.crypto.DigestSigner`), and the signature manifest + blobs a registry writer pushes.
+* :mod:`~notar.notation.certgen` -- signing certificates that meet the certificate rules (self-signed
+  or issued by a CA the caller holds).
 
 Nothing here opens a network connection, talks to a registry or reads the clock: the caller fetches
 the manifests and envelopes and passes "now". Facts and decisions: ``docs/adr/0010-notation-verification.md``.
@@ -40,10 +47,12 @@ from notar.notation.envelope import (
     parse_envelope,
 )
 from notar.notation.errors import (
+    CertificateRequestError,
     EnvelopeError,
     NoApplicablePolicyError,
     NotationError,
     SignatureManifestError,
+    SigningError,
     TimestampError,
     TrustPolicyError,
     TrustStoreError,
@@ -60,6 +69,13 @@ from notar.notation.policy import (
     TrustPolicyDocument,
     TrustPolicyStatement,
     parse_trust_policy,
+)
+from notar.notation.sign import (
+    SignatureArtifact,
+    SignedEnvelope,
+    build_signature_artifact,
+    sign_artifact,
+    sign_envelope,
 )
 from notar.notation.timestamp import Timestamp, verify_timestamp_token
 from notar.notation.truststore import TrustStore, parse_certificate_file
@@ -80,6 +96,7 @@ __all__ = [
     "MEDIA_TYPE_JWS",
     "Action",
     "Algorithm",
+    "CertificateRequestError",
     "ChainProblem",
     "Descriptor",
     "Envelope",
@@ -88,11 +105,14 @@ __all__ = [
     "NoApplicablePolicyError",
     "NotationError",
     "RevocationChecker",
+    "SignatureArtifact",
     "SignatureBlob",
     "SignatureManifest",
     "SignatureManifestError",
     "SignatureResult",
     "SignedAttributes",
+    "SignedEnvelope",
+    "SigningError",
     "SigningScheme",
     "Status",
     "Step",
@@ -109,11 +129,14 @@ __all__ = [
     "TrustedIdentity",
     "UnsupportedEnvelopeError",
     "Verdict",
+    "build_signature_artifact",
     "is_signature_manifest",
     "parse_certificate_file",
     "parse_envelope",
     "parse_signature_manifest",
     "parse_trust_policy",
+    "sign_artifact",
+    "sign_envelope",
     "signing_chain_problems",
     "timestamping_chain_problems",
     "validity_problems",

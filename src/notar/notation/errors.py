@@ -15,7 +15,9 @@ __all__ = [
     "EnvelopeError",
     "NoApplicablePolicyError",
     "NotationError",
+    "CertificateRequestError",
     "SignatureManifestError",
+    "SigningError",
     "TimestampError",
     "TrustPolicyError",
     "TrustStoreError",
@@ -53,3 +55,11 @@ class TrustStoreError(NotationError):
 
 class TimestampError(NotationError, ValueError):
     """An RFC 3161 timestamp token is malformed, not trusted, or does not cover the signature."""
+
+
+class SigningError(NotationError, ValueError):
+    """A Notation signature cannot be made: the key, certificate chain, times or descriptor break a rule."""
+
+
+class CertificateRequestError(NotationError, ValueError):
+    """A signing certificate cannot be issued as asked (subject, validity, key or issuing CA)."""
