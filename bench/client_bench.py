@@ -57,17 +57,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # for tests.peers, tests.servers, tests.registry.images
 
-from tests.peers import (  # noqa: E402
+from tests.lab import (  # noqa: E402
     LabPKI,
     NotaryCLI,
     Registry,
     child_env,
     make_lab_pki,
+    run_notar_server,
     run_notary_server,
     run_registry,
 )
 from tests.registry.images import Skopeo, make_image, write_oci_layout  # noqa: E402
-from tests.servers import run_notar_server  # noqa: E402
 
 from notar.client import Repository, TrustCache, TrustedRepo, TrustServer, inspect_data, render_json  # noqa: E402
 from notar.crypto import PrivateKey, PublicKey  # noqa: E402

@@ -42,9 +42,15 @@ if str(REPO_ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 from tests.gateway.conftest import Signer, run_gateway  # noqa: E402
-from tests.peers import LOOPBACK, Process, free_port, make_lab_pki, run_registry  # noqa: E402
+from tests.lab import (  # noqa: E402
+    LOOPBACK,
+    Process,
+    free_port,
+    make_lab_pki,
+    run_notar_server,
+    run_registry,
+)
 from tests.registry.images import Skopeo, make_image, write_oci_layout  # noqa: E402
-from tests.servers import run_notar_server  # noqa: E402
 
 REPO = "bench/app"
 CHUNK = 1024 * 1024

@@ -54,8 +54,15 @@ from tests.client.parallel import (  # noqa: E402
     run_at_once,
     trust_dir_copy,
 )
-from tests.peers import LabPKI, NotaryCLI, Registry, make_lab_pki, run_notary_server, run_registry  # noqa: E402
-from tests.servers import run_notar_server  # noqa: E402
+from tests.lab import (  # noqa: E402
+    LabPKI,
+    NotaryCLI,
+    Registry,
+    make_lab_pki,
+    run_notar_server,
+    run_notary_server,
+    run_registry,
+)
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.peers import LOOPBACK, Process, child_env, free_port, make_lab_pki, run_registry  # noqa: E402
+from tests.lab import (  # noqa: E402
+    LOOPBACK,
+    Process,
+    child_env,
+    free_port,
+    make_lab_pki,
+    run_notar_server,
+    run_registry,
+)
 from tests.registry.images import make_image, write_oci_layout  # noqa: E402
 from tests.release.support import ADMIN_PASSPHRASES, REGION, Notar, aws_env, write_tasks  # noqa: E402
-from tests.servers import run_notar_server  # noqa: E402
 
 from notar.release import PHASES, ReleaseOptions, make_task, release  # noqa: E402
 

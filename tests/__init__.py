@@ -3,4 +3,4 @@
 import pytest
 
 # Helper modules imported by test modules get pytest's assertion rewriting too.
-pytest.register_assert_rewrite("tests.peers")
+pytest.register_assert_rewrite("tests.lab")

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real peers (tests/peers.py) and the reference vectors in tests/vectors/."""
+"""Shared fixtures: the lab's real peers (tests/lab, see its docstring) and the reference vectors in tests/vectors/."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.peers", "tests.servers"]
+pytest_plugins = ["tests.lab.fixtures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from notar.registry import RegistryClient
-from tests.peers import NotaryCLI, child_env, require_loopback
+from tests.lab import NotaryCLI, child_env, require_loopback
 from tests.registry.images import make_image
 
 __all__ = [

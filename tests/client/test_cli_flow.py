@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers import NotaryServer, Registry, child_env
+from tests.lab import NotarServer, NotaryServer, Registry, child_env
 from tests.registry.images import Skopeo, make_image, write_oci_layout
-from tests.servers import NotarServer
 
 pytestmark = pytest.mark.peers
 

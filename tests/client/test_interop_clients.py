@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.test_cli_flow import PASSPHRASES, Notar, push_image
-from tests.peers import NotaryCLI, NotaryServer, Registry
-from tests.servers import NotarServer
+from tests.lab import NotarServer, NotaryCLI, NotaryServer, Registry
 
 pytestmark = pytest.mark.peers
 

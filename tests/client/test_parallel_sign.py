@@ -35,9 +35,8 @@ from tests.client.parallel import (
     run_at_once,
     trust_dir_copy,
 )
-from tests.peers import LabPKI, NotaryCLI, NotaryServer, Registry
+from tests.lab import LabPKI, NotarServer, NotaryCLI, NotaryServer, Registry, run_notar_server
 from tests.server.tuf_builders import DIGEST, Repo, multipart
-from tests.servers import NotarServer, run_notar_server
 
 pytestmark = pytest.mark.peers
 

@@ -1,14 +1,12 @@
-"""`notar gateway` as a real process in front of the real registry, and in-process signing helpers."""
+"""The session gateway (`notar gateway` from tests.lab.gateway in front of the real registry), and in-process
+signing helpers."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import ssl
-import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,63 +14,7 @@ import pytest
 from notar.client import Repository, TrustCache, TrustServer
 from notar.keystore import CallbackPassphrases, FileKeyStore
 from notar.tuf import FileMeta
-from tests.peers import LOOPBACK, Process, Registry, child_env, free_port
-from tests.servers import NotarServer
-
-GATEWAY_CONFIG = "repositories: ['*']\nexclude: ['open/*']\nallow_index_children: true\n"
-
-
-@dataclass(frozen=True)
-class Gateway:
-    url: str  # http://127.0.0.1:PORT
-    host: str  # 127.0.0.1:PORT: what clients type, and the GUN prefix
-    process: Process
-    log: Path
-
-    def gun(self, repo: str) -> str:
-        return f"{self.host}/{repo}"
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@contextlib.contextmanager
-def run_gateway(
-    workdir: Path,
-    *,
-    upstream: str,
-    trust_server: str,
-    ca: Path | None,
-    config: str | None = GATEWAY_CONFIG,
-    extra: tuple[str, ...] = (),
-) -> Iterator[Gateway]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "notar",
-        "gateway",
-        "--upstream",
-        upstream,
-        "--trust-server",
-        trust_server,
-        "--listen",
-        f"{LOOPBACK}:{port}",
-        "--trust-dir",
-        str(workdir / "trust"),
-        *extra,
-    ]
-    if ca is not None:
-        argv += ["--tls-ca", str(ca)]
-    if config is not None:
-        conf = workdir / "gateway.yaml"
-        conf.write_text(config)
-        argv += ["--config", str(conf)]
-    proc = Process("notar-gateway", argv, log=workdir / "gateway.log", port=port, env=child_env(home=workdir))
-    with proc:
-        host = f"{LOOPBACK}:{port}"
-        yield Gateway(url=f"http://{host}", host=host, process=proc, log=proc.log)
+from tests.lab import Gateway, NotarServer, Registry, run_gateway
 
 
 @pytest.fixture(scope="session")

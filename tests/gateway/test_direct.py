@@ -21,9 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.conftest import run_gateway
 from tests.gateway.test_passthrough import BIG, BLOB, Upstream
-from tests.peers import LabPKI
+from tests.lab import LabPKI, run_gateway
 
 COPIED = "body bytes copied by a thread"
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from notar.registry import Credentials, RegistryClient
-from tests.gateway.conftest import Signer, run_gateway
-from tests.peers import LabPKI
+from tests.gateway.conftest import Signer
+from tests.lab import LabPKI, NotarServer, run_gateway
 from tests.registry.images import Skopeo, make_image
 from tests.registry.test_real_registry import (  # noqa: F401 - the registries are module fixtures there
     HTPASSWD_PASSWORD,
@@ -23,7 +23,6 @@ from tests.registry.test_real_registry import (  # noqa: F401 - the registries a
     tls_registry,
     token_registry,
 )
-from tests.servers import NotarServer
 
 pytestmark = pytest.mark.peers
 

@@ -12,10 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.conftest import Gateway, Signer, run_gateway
-from tests.peers import LabPKI, Registry, free_port
+from tests.gateway.conftest import Signer
+from tests.lab import Gateway, LabPKI, NotarServer, Registry, free_port, run_gateway, run_notar_server
 from tests.registry.images import Skopeo, make_image, make_index, write_oci_layout
-from tests.servers import NotarServer, run_notar_server
 
 pytestmark = pytest.mark.peers
 

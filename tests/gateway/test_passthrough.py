@@ -10,7 +10,7 @@ from typing import Any
 from notar.gateway import GatewaySettings, create_app
 from notar.gateway.app import GatewayApp
 from tests.gateway.test_inprocess import FixedVerifier
-from tests.peers import free_port
+from tests.lab import free_port
 
 BLOB = bytes(range(256)) * 4096 * 3  # 3 MiB: several reads
 BIG = b"x" * (32 * 1024 * 1024)

@@ -20,10 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.conftest import Gateway, Signer, run_gateway
+from tests.gateway.conftest import Signer
 from tests.gateway.test_gateway_peers import http, push_upstream
-from tests.peers import LOOPBACK, Registry
-from tests.servers import NotarServer, run_notar_server
+from tests.lab import LOOPBACK, Gateway, NotarServer, Registry, run_gateway, run_notar_server
 
 pytestmark = pytest.mark.peers
 

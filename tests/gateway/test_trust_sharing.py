@@ -20,7 +20,7 @@ from notar.client import TrustServer
 from notar.gateway import GatewayError, TrustVerifier, TrustView
 from notar.gateway.deadline import Deadline, DeadlineTransport, trust_server
 from notar.gateway.trust import GRACE
-from tests.peers import LOOPBACK
+from tests.lab import LOOPBACK
 
 # generous upper bounds: the machine may be slow and busy; what matters is "about one deadline", not N of them
 SLACK = 3.0

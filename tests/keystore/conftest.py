@@ -14,8 +14,8 @@ from notar.crypto import PrivateKey
 from notar.keystore import CallbackPassphrases, EnvPassphrases
 
 # The real notary-server / notary CLI fixtures (notary_server, notary_cli, lab_pki) come from
-# tests/peers.py, which the root tests/conftest.py registers with ``pytest_plugins``. Importing them here
-# as well would define the session fixtures twice and start a second notary-server.
+# tests/lab/fixtures.py, which the root tests/conftest.py registers with ``pytest_plugins``. Importing
+# them here as well would define the session fixtures twice and start a second notary-server.
 from tests.conftest import VECTORS
 
 KEYS_EXAMPLE = VECTORS / "keys-example"

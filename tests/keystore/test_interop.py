@@ -1,6 +1,6 @@
 """Interoperability with the real Go tools: notary 0.7 (CLI + server) and the docker 28 CLI.
 
-These start real processes (see tests/peers.py) and are marked ``peers``.
+These start real processes (see tests/lab) and are marked ``peers``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from notar.keystore import (
     encode_public_key,
 )
 from notar.keystore._pkcs8 import decrypt_pbes2, notary_private_key_info
-from tests.peers import NotaryCLI, NotaryServer, child_env, loopback_get
+from tests.lab import NotaryCLI, NotaryServer, child_env, loopback_get
 
 pytestmark = pytest.mark.peers
 

@@ -40,7 +40,7 @@ from notar.registry import (
     RegistryUnavailableError,
     RepositoryNotFoundError,
 )
-from tests.peers import LOOPBACK, LabPKI, Process, Registry, child_env, free_port
+from tests.lab import LOOPBACK, LabPKI, Process, Registry, child_env, free_port
 from tests.registry.images import (
     DOCKER_MANIFEST,
     OCI_INDEX,

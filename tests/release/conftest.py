@@ -4,7 +4,6 @@ administrator (``notar key generate`` + ``notar signer add`` + ``notar secrets p
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.peers import LOOPBACK, Process, Registry, child_env, free_port, loopback_get
+from tests.lab import NotarServer, Process, Registry, run_moto
 from tests.release.support import (
     ADMIN_PASSPHRASES,
     REGION,
@@ -23,7 +22,6 @@ from tests.release.support import (
     aws_env,
     key_needles,
 )
-from tests.servers import NotarServer
 
 
 @dataclass(frozen=True)
@@ -43,23 +41,8 @@ class Moto:
 
 
 def _start_moto(workdir: Path, **env: str) -> Iterator[Moto]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
-    proc = Process(
-        "moto-server",
-        argv,
-        log=workdir / "moto.log",
-        port=port,
-        env=child_env(home=workdir, **env),
-        cwd=workdir,
-    )
-    with proc:
-        url = f"http://{LOOPBACK}:{port}"
-        status, _ = loopback_get(f"{url}/moto-api/")
-        if status != 200:
-            raise proc.failure(f"moto answered {status}")
-        yield Moto(url, proc)
+    with run_moto(workdir, **env) as server:
+        yield Moto(server.url, server.process)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from notar.keystore import decode_private_key
 from notar.keystore._pkcs8 import notary_private_key_info
-from tests.peers import child_env
+from tests.lab import child_env
 
 REPO_PASSPHRASE = "test-repo-passphrase"
 ADMIN_PASSPHRASES = {

@@ -14,11 +14,10 @@ import pytest
 from notar.client import TrustServer, TrustServerUnavailableError
 from notar.registry import ManifestNotFoundError, RegistryClient
 from notar.release import ReleaseOptions, SecretBytes, SecretsManager, make_task, release
-from tests.peers import Registry
+from tests.lab import NotarServer, Registry
 from tests.registry.images import make_image, write_oci_layout
 from tests.release.conftest import MakeSigner, Moto
 from tests.release.support import REPO_PASSPHRASE, find_key_material
-from tests.servers import NotarServer
 
 pytestmark = pytest.mark.peers
 

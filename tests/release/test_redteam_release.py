@@ -21,7 +21,7 @@ from notar.crypto import PrivateKey
 from notar.keystore import encode_private_key
 from notar.release import TaskError, load_tasks
 from notar.release._task import MAX_TASK_FILE_BYTES
-from tests.peers import LOOPBACK, child_env
+from tests.lab import LOOPBACK, child_env
 
 PASSPHRASE = "signer-passphrase-1"
 GOOD_FLAGS = (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers import LOOPBACK, Registry, free_port
+from tests.lab import LOOPBACK, NotarServer, Registry, free_port
 from tests.registry.images import Skopeo, make_image, write_oci_layout
 from tests.release.conftest import IamMoto, MakeSigner, Moto
 from tests.release.support import (
@@ -25,7 +25,6 @@ from tests.release.support import (
     unique,
     write_tasks,
 )
-from tests.servers import NotarServer
 
 pytestmark = pytest.mark.peers
 

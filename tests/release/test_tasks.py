@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from notar.release import ReleaseTask, TaskError, load_tasks, make_task
-from tests.peers import LOOPBACK, child_env
+from tests.lab import LOOPBACK, child_env
 
 GOOD = """\
 tasks:

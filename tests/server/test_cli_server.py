@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers import LOOPBACK, Process, child_env, free_port, loopback_get
+from tests.lab import LOOPBACK, Process, child_env, free_port, loopback_get
 
 pytestmark = pytest.mark.peers
 

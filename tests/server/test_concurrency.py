@@ -12,8 +12,8 @@ import pytest
 
 from notar.crypto import PublicKey
 from notar.tuf import Envelope, FileMeta, Targets, Timestamp
+from tests.lab import NotarServer
 from tests.server.tuf_builders import DIGEST, Repo, multipart
-from tests.servers import NotarServer
 
 pytestmark = pytest.mark.peers
 

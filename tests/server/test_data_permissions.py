@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from notar.server.storage import MetaUpdate, migrate, open_store, sqlite_file
-from tests.peers import child_env, loopback_get
-from tests.servers import run_notar_server
+from tests.lab import child_env, loopback_get, run_notar_server
 
 
 def mode(path: Path) -> int:

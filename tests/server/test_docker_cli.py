@@ -30,7 +30,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.peers import NotaryCLI, child_env, make_lab_pki
+from tests.lab import NotaryCLI, child_env, make_lab_pki
 
 pytestmark = pytest.mark.peers
 

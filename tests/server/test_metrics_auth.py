@@ -21,9 +21,8 @@ from notar.server.auth import TokenAuth
 from notar.server.keys import DatabaseKeyService, Secret
 from notar.server.service import TrustService
 from notar.server.storage import migrate, open_store
-from tests.peers import LOOPBACK, child_env, loopback_get
+from tests.lab import LOOPBACK, child_env, loopback_get, run_notar_server
 from tests.server.test_auth import GUN, Issuer
-from tests.servers import run_notar_server
 
 CATALOG = [{"type": "registry", "name": "catalog", "actions": ["*"]}]
 CHALLENGE = 'Bearer realm="https://auth.example.com/token",service="notar-test",scope="registry:catalog:*"'

@@ -13,8 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.peers import NotaryCLI
-from tests.servers import NotarServer
+from tests.lab import NotarServer, NotaryCLI
 
 pytestmark = pytest.mark.peers
 

@@ -23,9 +23,8 @@ import pytest
 from notar.crypto import PublicKey
 from notar.server.storage import current_revision, head_revision
 from notar.tuf import Envelope, FileMeta, Snapshot, Targets, Timestamp
-from tests.peers import LabPKI, NotaryCLI, child_env
+from tests.lab import LabPKI, NotarServer, NotaryCLI, child_env, run_notar_server
 from tests.server.tuf_builders import DIGEST, Repo, multipart
-from tests.servers import NotarServer, run_notar_server
 
 pytestmark = pytest.mark.peers
 

@@ -25,9 +25,8 @@ from pathlib import Path
 import pytest
 
 from notar.crypto import PublicKey
-from tests.peers import LabPKI
+from tests.lab import LabPKI, NotarServer, run_notar_server
 from tests.server.tuf_builders import Repo, multipart
-from tests.servers import NotarServer, run_notar_server
 
 pytestmark = pytest.mark.peers
 

@@ -20,9 +20,8 @@ from notar.client import TrustCache, TrustDataInvalidError, TrustServer, Updater
 from notar.crypto import PublicKey
 from notar.encoding import b64encode, canonical_json
 from notar.tuf import Envelope, FileMeta, Snapshot, Targets
-from tests.peers import NotaryCLI, NotaryServer
+from tests.lab import NotarServer, NotaryCLI, NotaryServer
 from tests.server.tuf_builders import DIGEST, Repo, multipart
-from tests.servers import NotarServer
 
 pytestmark = pytest.mark.peers
 

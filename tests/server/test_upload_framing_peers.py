@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 
 from notar.crypto import PublicKey
-from tests.peers import NotaryCLI, NotaryServer
+from tests.lab import NotarServer, NotaryCLI, NotaryServer
 from tests.server.tuf_builders import Repo, multipart
-from tests.servers import NotarServer
 
 pytestmark = pytest.mark.peers
 

@@ -36,9 +36,8 @@ from notar.server.app import (
 from notar.server.keys import DatabaseKeyService, Secret
 from notar.server.service import TrustService
 from notar.server.storage import migrate, open_store
-from tests.peers import child_env
+from tests.lab import child_env, run_notar_server
 from tests.server.tuf_builders import Repo, multipart
-from tests.servers import run_notar_server
 
 GUN = "example.com/team/limits"
 TUF = f"/v2/{GUN}/_trust/tuf/"

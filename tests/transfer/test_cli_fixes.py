@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.client.test_cli_flow import Notar
-from tests.peers import Registry
+from tests.lab import NotarServer, Registry
 from tests.registry.images import make_image, write_oci_layout
-from tests.servers import NotarServer
 from tests.transfer.archives import saved_image, write_docker_archive
 from tests.transfer.test_cli_transfer import Setup, content_blobs, layout_blobs
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.client.test_cli_flow import Notar
-from tests.peers import Registry, free_port, run_registry
+from tests.lab import NotarServer, Registry, free_port, run_registry
 from tests.registry.images import (
     OCI_INDEX,
     REF_NAME,
@@ -24,7 +24,6 @@ from tests.registry.images import (
     sha256,
     write_oci_layout,
 )
-from tests.servers import NotarServer
 from tests.transfer.archives import saved_image, write_docker_archive
 
 pytestmark = pytest.mark.peers

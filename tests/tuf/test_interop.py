@@ -34,7 +34,7 @@ from notar.tuf import (
     verify_root,
     verify_signatures,
 )
-from tests.peers import NotaryCLI, NotaryServer
+from tests.lab import NotaryCLI, NotaryServer
 
 pytestmark = pytest.mark.peers
 

@@ -14,8 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.client.test_cli_flow import Notar, push_image
-from tests.peers import LabPKI, Registry
-from tests.servers import NotarServer, run_notar_server
+from tests.lab import LabPKI, NotarServer, Registry, run_notar_server
 
 pytestmark = pytest.mark.peers
 

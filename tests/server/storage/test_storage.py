@@ -1,4 +1,4 @@
-"""notar.server.storage against real databases: SQLite in tmp_path and PostgreSQL from tests/peers.py.
+"""notar.server.storage against real databases: SQLite in tmp_path and PostgreSQL from tests/lab.
 
 Every test that takes ``store`` or ``db_url`` runs on both backends. Schemas always come from
 ``migrate()`` (Alembic); nothing here calls ``create_all``.
@@ -37,7 +37,7 @@ from notar.server.storage import (
     open_store,
 )
 from notar.server.storage._models import Base, ChangeRow
-from tests.peers import free_port
+from tests.lab import free_port
 
 TS = "timestamp"
 GUN = "example.com/lab/repo"

@@ -1,4 +1,4 @@
-"""Smoke tests for tests/peers.py: the real Go notary, the registry, and the process manager."""
+"""Smoke tests for the lab (tests/lab): the real Go notary, the registry, and the process manager."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers import (
+from tests.lab import (
     LabPKI,
     NotaryCLI,
     NotaryServer,
@@ -158,7 +158,7 @@ def test_children_die_with_pytest(tmp_path: Path) -> None:
         import os, sys
         sys.path.insert(0, {str(Path(__file__).parents[1])!r})
         from pathlib import Path
-        from tests.peers import Process
+        from tests.lab.process import Process
         p = Process("sleep", ["sleep", "1000"], log=Path({str(tmp_path / "s.log")!r}))
         p.start()
         print(p.pid, flush=True)
