@@ -132,7 +132,10 @@ def test_a_broken_stored_chain_is_a_one_line_error_naming_the_file(tmp_path: Pat
         (b"hello", "no PEM CERTIFICATE block"),
         (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "not a valid certificate"),
         (b"-----BEGIN CERTIFICATE-----\n@@@@\n-----END CERTIFICATE-----\n", "invalid base64"),
-        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "is a PRIVATE KEY"),
+        (
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "is 'PRIVATE KEY', not a CERTIFICATE",
+        ),
     ],
 )
 def test_decoding_refuses_what_is_not_a_chain(data: bytes, message: str) -> None:

@@ -21,11 +21,13 @@ __all__ = ["cli", "main"]
 _COMMANDS = {
     "server": "notar.cli.server:server",
     "key": "notar.cli.keys:key",
+    "cert": "notar.cli.certs:cert",
     "signer": "notar.cli.trust:signer",
     "sign": "notar.cli.trust:sign",
     "revoke": "notar.cli.trust:revoke",
     "inspect": "notar.cli.trust:inspect",
     "resolve": "notar.cli.trust:resolve",
+    "verify": "notar.cli.verify:verify",
     "push": "notar.cli.images:push",
     "pull": "notar.cli.images:pull",
     "gateway": "notar.cli.gateway:gateway",

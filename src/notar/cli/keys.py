@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,14 @@ import click
 from notar.cli._common import Context, trust_options
 from notar.crypto import PrivateKey
 from notar.errors import NotarError
-from notar.keystore import InsecureKeyFileError, KeyFileError, KeyNotFoundError, encode_public_key
+from notar.keystore import (
+    FileKeyStore,
+    InsecureKeyFileError,
+    KeyFileError,
+    KeyNotFoundError,
+    KeystoreError,
+    encode_public_key,
+)
 
 __all__ = ["BadInput", "key"]
 
@@ -131,21 +139,66 @@ def load(ctx: Context, file: str, name: str) -> None:
         click.echo(info.key_id)
 
 
+def _certificate(keystore: FileKeyStore, key_id: str, now: datetime) -> dict[str, Any] | None:
+    """What ``key list`` says about a key's certificate chain (``None``: it has none)."""
+    try:
+        info = keystore.certificate_info(key_id)
+    except KeystoreError as e:
+        return {"path": str(keystore.certificate_path(key_id)), "error": str(e)}
+    if info is None:
+        return None
+    return {
+        "path": str(info.path),
+        "subject": info.subject,
+        "not_after": info.not_after.isoformat(),
+        "expired": info.not_after < now,
+    }
+
+
+def _certificate_column(cert: dict[str, Any] | None) -> str:
+    if cert is None:
+        return "-"
+    if "error" in cert:
+        return "unreadable"
+    until = datetime.fromisoformat(cert["not_after"]).strftime("%Y-%m-%d")
+    return f"expired {until}" if cert["expired"] else f"until {until}"
+
+
 @key.command("list")
 @trust_options
 def list_keys(ctx: Context) -> None:
-    """List the private keys in the trust directory (never prints key material)."""
-    infos = sorted(ctx.keystore().list(), key=lambda i: (i.role or "", i.gun or "", i.key_id))
+    """List the private keys in the trust directory (never prints key material).
+
+    CERTIFICATE shows whether a key has a certificate chain for Notation signatures
+    (`notar cert generate` / `notar cert import`) and until when the chain is valid.
+    """
+    keystore = ctx.keystore()
+    infos = sorted(keystore.list(), key=lambda i: (i.role or "", i.gun or "", i.key_id))
+    now = datetime.now(UTC)
+    certs = {i.key_id: _certificate(keystore, i.key_id, now) for i in infos}
     if ctx.output == "json":
-        click.echo(json.dumps([{"key_id": i.key_id, "role": i.role, "gun": i.gun} for i in infos], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {"key_id": i.key_id, "role": i.role, "gun": i.gun, "certificate": certs[i.key_id]}
+                    for i in infos
+                ],
+                indent=2,
+            )
+        )
         return
     if not infos:
         click.echo("No signing keys found.", err=True)
         return
     width = max(len(i.role or "") for i in infos) + 3
-    click.echo("ROLE".ljust(width) + "GUN".ljust(40) + "KEY ID")
+    click.echo("ROLE".ljust(width) + "GUN".ljust(40) + "KEY ID".ljust(66) + "CERTIFICATE")
     for i in infos:
-        click.echo((i.role or "").ljust(width) + (i.gun or "").ljust(40) + i.key_id)
+        click.echo(
+            (i.role or "").ljust(width)
+            + (i.gun or "").ljust(40)
+            + i.key_id.ljust(66)
+            + _certificate_column(certs[i.key_id])
+        )
 
 
 @key.command("rotate")

@@ -103,7 +103,7 @@ def decode_certificate_chain(data: bytes, *, what: str) -> tuple[x509.Certificat
     chain = []
     for i, (kind, _headers, der) in enumerate(blocks):
         if kind != "CERTIFICATE":
-            raise CertificateFileError(f"{what}: PEM block {i + 1} is a {kind}, not a CERTIFICATE")
+            raise CertificateFileError(f"{what}: PEM block {i + 1} is {kind!r}, not a CERTIFICATE")
         try:
             chain.append(x509.load_der_x509_certificate(der))
         except ValueError as e:
