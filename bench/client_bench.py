@@ -2,7 +2,7 @@
 
 Everything runs on 127.0.0.1 from one temporary directory and is stopped before the script exits: a lab CA,
 the Debian ``docker-registry`` (plain HTTP), the Go ``notary-server`` (TLS, memory storage, local trust
-service, as in tests/peers.py) and, for part 3, ``notar server`` (TLS, SQLite, tests/servers.py).
+service, as tests/lab runs it) and, for part 3, ``notar server`` (TLS, SQLite, tests/lab/notar.py).
 
 1. **One signature, end to end, as a whole process.** An image is pushed with skopeo and tagged many times
    (manifest PUT); a notar trust directory gets a key (``notar key generate alice``) and the repository is
@@ -40,62 +40,52 @@ import json
 import os
 import pstats
 import re
-import resource
 import secrets
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # for tests.peers, tests.servers, tests.registry.images
-
-from tests.lab import (  # noqa: E402
-    LabPKI,
-    NotaryCLI,
-    Registry,
-    child_env,
-    make_lab_pki,
-    run_notar_server,
-    run_notary_server,
-    run_registry,
+# common first: it puts the repository root on sys.path for the imports from tests below
+from common import (
+    PROC_TIMEOUT,
+    REPO_ROOT,
+    Sample,
+    best_ms,
+    ensure_tool,
+    markdown_table,
+    run_timed,
+    say,
+    scratch_dir,
+    start_peers,
+    time_call,
 )
-from tests.registry.images import Skopeo, make_image, write_oci_layout  # noqa: E402
 
-from notar.client import Repository, TrustCache, TrustedRepo, TrustServer, inspect_data, render_json  # noqa: E402
-from notar.crypto import PrivateKey, PublicKey  # noqa: E402
-from notar.encoding import canonical_json, loads_strict  # noqa: E402
-from notar.keystore import EnvPassphrases, FileKeyStore  # noqa: E402
-from notar.registry import RegistryClient  # noqa: E402
-from notar.tuf import Envelope, FileMeta, Targets  # noqa: E402
+# isort: split
+from tests.lab import LabPKI, NotaryCLI, Registry, child_env, run_notar_server
+from tests.registry.images import Skopeo, make_image, write_oci_layout
+
+from notar.client import Repository, TrustCache, TrustedRepo, TrustServer, inspect_data, render_json
+from notar.crypto import PrivateKey, PublicKey
+from notar.encoding import canonical_json, loads_strict
+from notar.keystore import EnvPassphrases, FileKeyStore
+from notar.registry import RegistryClient
+from notar.tuf import Envelope, FileMeta, Targets
 
 PASSPHRASES = {
     "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE": "bench-root-passphrase",
     "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE": "bench-repo-passphrase",
 }
 PYTHON = sys.executable
-PROC_TIMEOUT = 600.0
 T = TypeVar("T")
 
 
-def say(text: str) -> None:
-    print(f"client_bench: {text}", file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------- samples and rows
-
-
-@dataclass(frozen=True)
-class Sample:
-    wall: float  # seconds
-    cpu: float  # seconds, user + sys (the child's rusage, or this process for library calls)
 
 
 @dataclass
@@ -133,74 +123,7 @@ class Results:
         return row
 
 
-class BenchError(RuntimeError):
-    pass
-
-
-def _children_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
-def run_timed(
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str],
-    cwd: Path,
-    capture_stdout: bool = False,
-) -> tuple[Sample, str, str]:
-    """Run one process to completion; (wall + user/sys CPU of it, stdout, stderr). Fails on rc != 0."""
-    before = _children_cpu()
-    start = time.perf_counter()
-    proc = subprocess.run(
-        list(argv),
-        env=dict(env),
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        timeout=PROC_TIMEOUT,
-        check=False,
-    )
-    wall = time.perf_counter() - start
-    cpu = _children_cpu() - before
-    stdout = proc.stdout.decode(errors="replace") if capture_stdout else ""
-    stderr = proc.stderr.decode(errors="replace")
-    if proc.returncode != 0:
-        raise BenchError(
-            f"{' '.join(argv)} failed (rc={proc.returncode}):\n{stdout[-2000:]}\n{stderr[-3000:]}"
-        )
-    return Sample(wall, cpu), stdout, stderr
-
-
-def time_call(fn: Callable[[], T]) -> tuple[Sample, T]:
-    cpu0, start = time.process_time(), time.perf_counter()
-    value = fn()
-    return Sample(time.perf_counter() - start, time.process_time() - cpu0), value
-
-
 # --------------------------------------------------------------------------- peers and tools
-
-
-def ensure_tool(binary: str, package: str, *, required: bool) -> str | None:
-    """Path of *binary*; installs the Debian *package* with apt-get when missing and we are root."""
-    found = shutil.which(binary)
-    if found or os.geteuid() != 0:
-        if not found and required:
-            sys.exit(
-                f"{binary} is not installed: run scripts/install-peers.sh (or apt-get install {package})"
-            )
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
-    say(f"installing {package}")
-    if subprocess.run(install, env=env, check=False, timeout=900, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, check=False, timeout=900, capture_output=True)
-        subprocess.run(install, env=env, check=False, timeout=900, capture_output=True)
-    found = shutil.which(binary)
-    if not found and required:
-        sys.exit(f"{binary} still missing after apt-get install {package}")
-    return found
 
 
 class Notar:
@@ -934,15 +857,6 @@ def part3(
                 )
 
 
-def best_ms(fn: Callable[[], object], repeat: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3
-
-
 def micro(res: Results, repo: TrustedRepo, item: dict[str, Any], trust_dir: Path, gun: str) -> None:
     """In-process costs of the steps a large repository makes expensive (best of 5)."""
     role = max(repo.targets, key=lambda r: len(repo.targets[r].data))
@@ -998,44 +912,54 @@ def micro(res: Results, repo: TrustedRepo, item: dict[str, Any], trust_dir: Path
 
 
 def report(res: Results, opts: Options, header: str) -> str:
-    out = [header, ""]
-    out.append(
-        "| part | measurement | tool | server | n | median wall ms | min-max ms | median CPU ms | notes |"
-    )
-    out.append("|---|---|---|---|---|---|---|---|---|")
-    for row in res.rows:
-        walls = row.walls_ms()
-        out.append(
-            f"| {row.part} | {row.what} | {row.tool} | {row.server} | {len(walls)} | "
-            f"**{row.median_wall_ms():.0f}** | {min(walls):.0f}-{max(walls):.0f} | {row.median_cpu_ms():.0f} | "
-            f"{row.note} |"
+    columns = ["part", "measurement", "tool", "server", "n", "median wall ms", "min-max ms", "median CPU ms"]
+    rows = [
+        (
+            row.part,
+            row.what,
+            row.tool,
+            row.server,
+            len(row.samples),
+            f"**{row.median_wall_ms():.0f}**",
+            f"{min(row.walls_ms()):.0f}-{max(row.walls_ms()):.0f}",
+            f"{row.median_cpu_ms():.0f}",
+            row.note,
         )
+        for row in res.rows
+    ]
+    out = [header, "", markdown_table([*columns, "notes"], rows)]
     if res.phases:
         out += [
             "",
             f"Where one `notar sign` spends its time (instrumented child, median of {opts.phase_runs}):",
             "",
+            markdown_table(["phase", "median ms", "notes"], [(p, f"{ms:.1f}", n) for p, ms, n in res.phases]),
         ]
-        out += ["| phase | median ms | notes |", "|---|---|---|"]
-        out += [f"| {p} | {ms:.1f} | {note} |" for p, ms, note in res.phases]
     if res.imports:
         out += [
             "",
             f"`python -X importtime` of one `notar sign`: {res.import_total_ms:.0f} ms of imports in total "
             "(inflated by importtime itself); cumulative ms where each module is first imported:",
             "",
-            "| module | cumulative ms |",
-            "|---|---|",
+            markdown_table(
+                ["module", "cumulative ms"], [(f"`{name}`", f"{ms:.0f}") for name, ms in res.imports]
+            ),
+            "",
+            "Import self time summed by package (top):",
+            "",
+            markdown_table(
+                ["package", "self ms"], [(f"`{name}`", f"{ms:.0f}") for name, ms in res.import_packages]
+            ),
         ]
-        out += [f"| `{name}` | {ms:.0f} |" for name, ms in res.imports]
-        out += ["", "Import self time summed by package (top):", "", "| package | self ms |", "|---|---|"]
-        out += [f"| `{name}` | {ms:.0f} |" for name, ms in res.import_packages]
     if res.profile_top:
         out += ["", "```", *res.profile_top, "```"]
     if res.micro:
-        out += ["", "In-process micro-costs with the largest repository of part 3 (best of 5):", ""]
-        out += ["| operation | ms | notes |", "|---|---|---|"]
-        out += [f"| {what} | {ms:.1f} | {note} |" for what, ms, note in res.micro]
+        out += [
+            "",
+            "In-process micro-costs with the largest repository of part 3 (best of 5):",
+            "",
+            markdown_table(["operation", "ms", "notes"], [(w, f"{ms:.1f}", n) for w, ms, n in res.micro]),
+        ]
     if res.facts:
         out += ["", *[f"* {f}" for f in res.facts]]
     return "\n".join(out)
@@ -1135,27 +1059,20 @@ def main() -> None:
     res = Results()
     load_before = loadavg()
     started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="notar-client-bench-"))
-    try:
-        pki = make_lab_pki(work / "pki")
-        with (
-            run_registry(work / "registry") as registry,
-            run_notary_server(pki, work / "notary-server") as notary,
-        ):
-            say(f"registry {registry.url}, notary-server {notary.url}")
-            lab = prepare(opts, work, registry, notary.url, pki.ca)
-            if "1" in parts:
-                part1(res, opts, lab)
-                phases(res, opts, lab)
-            if "2" in parts:
-                part2(res, opts, work, registry, notary.url, pki.ca)
-            if "3" in parts:
-                part3(res, opts, work, registry, pki, notary.url, lab.notar)
-    finally:
-        if args.keep:
-            say(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    with (
+        scratch_dir("notar-client-bench-", keep=args.keep) as work,
+        start_peers(work, registry=True, notary=True) as peers,
+    ):
+        registry, notary, pki = peers.registry, peers.notary, peers.pki
+        say(f"registry {registry.url}, notary-server {notary.url}")
+        lab = prepare(opts, work, registry, notary.url, pki.ca)
+        if "1" in parts:
+            part1(res, opts, lab)
+            phases(res, opts, lab)
+        if "2" in parts:
+            part2(res, opts, work, registry, notary.url, pki.ca)
+        if "3" in parts:
+            part3(res, opts, work, registry, pki, notary.url, lab.notar)
     cpu = os.cpu_count()
     header = (
         f"## notar client benchmark ({cpu} CPUs, Python {sys.version.split()[0]}, everything on 127.0.0.1; "

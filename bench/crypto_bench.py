@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
+from common import best_ms, markdown_table
 from notar.crypto import PrivateKey
 from notar.encoding import GoTime
 from notar.tuf import Envelope, FileMeta, RoleKeys, Targets, new_targets, verify_signatures
@@ -29,16 +30,6 @@ def rate(fn: Callable[[], object], seconds: float) -> float:
         now = time.perf_counter()
         if now >= deadline:
             return n / (now - start)
-
-
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    """Best wall time of *repeat* runs, in milliseconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best * 1000
 
 
 def openssl_speed(seconds: int) -> tuple[float, float] | None:
@@ -77,27 +68,30 @@ def main() -> None:
     signed = Envelope.sign(body, [key])
     keys = RoleKeys("targets", {key.key_id: pub}, 1)
 
-    encode_ms = best_time(lambda: Envelope.sign(body, [key]), 5)
-    parse_ms = best_time(lambda: Envelope.from_bytes(signed.data, expect=Targets), 5)
-    verify_ms = best_time(
-        lambda: verify_signatures(Envelope.from_bytes(signed.data, expect=Targets), keys), 5
-    )
+    encode_ms = best_ms(lambda: Envelope.sign(body, [key]), 5)
+    parse_ms = best_ms(lambda: Envelope.from_bytes(signed.data, expect=Targets), 5)
+    verify_ms = best_ms(lambda: verify_signatures(Envelope.from_bytes(signed.data, expect=Targets), keys), 5)
 
-    print(f"| measurement (this machine, {os.cpu_count()} cores) | value |")
-    print("|---|---|")
-    print(f"| ECDSA P-256 sign/s, notar `PrivateKey.sign` (1 KiB message) | {notar_sign:,.0f} |")
-    print(f"| ECDSA P-256 verify/s, notar `PublicKey.verify` | {notar_verify:,.0f} |")
+    rows: list[tuple[str, str]] = [
+        ("ECDSA P-256 sign/s, notar `PrivateKey.sign` (1 KiB message)", f"{notar_sign:,.0f}"),
+        ("ECDSA P-256 verify/s, notar `PublicKey.verify`", f"{notar_verify:,.0f}"),
+    ]
     if ossl:
-        print(f"| ECDSA P-256 sign/s, `openssl speed ecdsap256` | {ossl[0]:,.0f} |")
-        print(f"| ECDSA P-256 verify/s, `openssl speed ecdsap256` | {ossl[1]:,.0f} |")
-        print(f"| notar / openssl, sign | {notar_sign / ossl[0]:.2f} |")
-        print(f"| notar / openssl, verify | {notar_verify / ossl[1]:.2f} |")
+        rows += [
+            ("ECDSA P-256 sign/s, `openssl speed ecdsap256`", f"{ossl[0]:,.0f}"),
+            ("ECDSA P-256 verify/s, `openssl speed ecdsap256`", f"{ossl[1]:,.0f}"),
+            ("notar / openssl, sign", f"{notar_sign / ossl[0]:.2f}"),
+            ("notar / openssl, verify", f"{notar_verify / ossl[1]:.2f}"),
+        ]
     else:
-        print("| openssl speed | not available |")
-    print(f"| targets file with {args.targets:,} targets: size | {len(signed.data):,} B |")
-    print(f"| encode + sign (to_dict, canonical JSON, sign, file bytes) | {encode_ms:.1f} ms |")
-    print(f"| parse (JSON, typed model, canonical signed bytes) | {parse_ms:.1f} ms |")
-    print(f"| parse + verify signature | {verify_ms:.1f} ms |")
+        rows.append(("openssl speed", "not available"))
+    rows += [
+        (f"targets file with {args.targets:,} targets: size", f"{len(signed.data):,} B"),
+        ("encode + sign (to_dict, canonical JSON, sign, file bytes)", f"{encode_ms:.1f} ms"),
+        ("parse (JSON, typed model, canonical signed bytes)", f"{parse_ms:.1f} ms"),
+        ("parse + verify signature", f"{verify_ms:.1f} ms"),
+    ]
+    print(markdown_table([f"measurement (this machine, {os.cpu_count()} cores)", "value"], rows))
 
 
 if __name__ == "__main__":

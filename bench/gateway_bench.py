@@ -31,26 +31,17 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # for tests.*
+# common first: it puts the repository root on sys.path for the imports from tests below
+from common import markdown_table, percentile, repeat_ms, say, scratch_dir, start_peers
 
-import httpx  # noqa: E402
-from tests.gateway.conftest import Signer, run_gateway  # noqa: E402
-from tests.lab import (  # noqa: E402
-    LOOPBACK,
-    Process,
-    free_port,
-    make_lab_pki,
-    run_notar_server,
-    run_registry,
-)
-from tests.registry.images import Skopeo, make_image, write_oci_layout  # noqa: E402
+# isort: split
+import httpx
+from tests.gateway.conftest import Signer
+from tests.lab import LOOPBACK, Process, free_port, run_gateway
+from tests.registry.images import Skopeo, make_image, write_oci_layout
 
 REPO = "bench/app"
 CHUNK = 1024 * 1024
@@ -143,19 +134,9 @@ http {{
 
 
 def latencies(url: str, n: int, accept: str) -> list[float]:
-    out = []
+    """ms of *n* sequential GETs on one keep-alive connection, after one (connection, cache) warm-up."""
     with httpx.Client(trust_env=False, timeout=60) as c:
-        c.get(url, headers={"Accept": accept}).raise_for_status()  # warm the connection (and the cache)
-        for _ in range(n):
-            t0 = time.perf_counter()
-            r = c.get(url, headers={"Accept": accept})
-            out.append((time.perf_counter() - t0) * 1000)
-            r.raise_for_status()
-    return out
-
-
-def p90(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10)[-1] if len(values) >= 2 else values[0]
+        return repeat_ms(lambda: c.get(url, headers={"Accept": accept}).raise_for_status(), n)
 
 
 def main() -> int:
@@ -166,12 +147,12 @@ def main() -> int:
     args = parser.parse_args()
     size = args.size_mb * 1024 * 1024
 
-    with tempfile.TemporaryDirectory(prefix="notar-gateway-bench-") as tmp:
-        work = Path(tmp)
-        pki = make_lab_pki(work / "pki")
+    with (
+        scratch_dir("notar-gateway-bench-") as work,
+        start_peers(work, registry=True, notar=True) as peers,
+    ):
+        registry, server = peers.registry, peers.notar
         with (
-            run_registry(work / "registry") as registry,
-            run_notar_server(pki, work / "notar-server") as server,
             run_gateway(
                 work / "gw", upstream=registry.url, trust_server=server.url, ca=server.ca, config=None
             ) as gw,
@@ -194,7 +175,7 @@ def main() -> int:
             signer.sign(gw.gun(REPO), {"1.0": image.manifest.data})
             signer.sign(gw0.gun(REPO), {"1.0": image.manifest.data})
 
-            print(f"uploading a {args.size_mb} MB layer ...", file=sys.stderr)
+            say(f"uploading a {args.size_mb} MB layer ...")
             digest = upload_blob(registry.url, size)
             direct: list[float] = []
             through: list[float] = []
@@ -219,40 +200,59 @@ def main() -> int:
             lat_uncached = latencies(gw0.url + path, max(10, args.requests // 2), accept)
 
     d, t = statistics.median(direct), statistics.median(through)
-    print(
-        f"\n### notar gateway benchmark ({args.size_mb} MB layer, {args.runs} runs, {os.cpu_count()} CPUs)\n"
-    )
-    print("| measurement | direct (registry) | through gateway | ratio / added |")
-    print("|---|---|---|---|")
-    print(f"| blob GET throughput, MB/s (median) | {d:.0f} | {t:.0f} | {t / d:.2f} |")
-    print(
-        f"| blob GET throughput, MB/s (best) | {max(direct):.0f} | {max(through):.0f} | {max(through) / max(direct):.2f} |"
-    )
     pairs = [t / d for d, t in zip(direct, through, strict=True)]
-    print(
-        "| blob GET throughput, gateway/direct of back-to-back pairs: median (min-max) | | | "
-        f"{statistics.median(pairs):.2f} ({min(pairs):.2f}-{max(pairs):.2f}) |"
-    )
+    md = statistics.median(lat_direct)
+    rows = [
+        ("blob GET throughput, MB/s (median)", f"{d:.0f}", f"{t:.0f}", f"{t / d:.2f}"),
+        (
+            "blob GET throughput, MB/s (best)",
+            f"{max(direct):.0f}",
+            f"{max(through):.0f}",
+            f"{max(through) / max(direct):.2f}",
+        ),
+        (
+            "blob GET throughput, gateway/direct of back-to-back pairs: median (min-max)",
+            "",
+            "",
+            f"{statistics.median(pairs):.2f} ({min(pairs):.2f}-{max(pairs):.2f})",
+        ),
+    ]
     if reference:
         r = statistics.median(reference)
         ref_pairs = [x / d for d, x in zip(direct, reference, strict=True)]
-        print(
-            f"| reference: blob GET through nginx (unbuffered, 1 MiB), MB/s (median); pairs median | {d:.0f} | "
-            f"{r:.0f} | {r / d:.2f}; {statistics.median(ref_pairs):.2f} |"
+        rows.append(
+            (
+                "reference: blob GET through nginx (unbuffered, 1 MiB), MB/s (median); pairs median",
+                f"{d:.0f}",
+                f"{r:.0f}",
+                f"{r / d:.2f}; {statistics.median(ref_pairs):.2f}",
+            )
         )
-    md = statistics.median(lat_direct)
     for label, lat in (
         ("cached trust (ttl 5 s)", lat_cached),
         ("uncached (ttl 0: TUF update)", lat_uncached),
     ):
         m = statistics.median(lat)
-        print(
-            f"| manifest GET by tag, {label}: median / p90 ms | {md:.2f} / {p90(lat_direct):.2f} | "
-            f"{m:.2f} / {p90(lat):.2f} | +{m - md:.2f} ms |"
+        rows.append(
+            (
+                f"manifest GET by tag, {label}: median / p90 ms",
+                f"{md:.2f} / {percentile(lat_direct, 90):.2f}",
+                f"{m:.2f} / {percentile(lat, 90):.2f}",
+                f"+{m - md:.2f} ms",
+            )
         )
-    print(
-        f"| gateway RSS after start / peak (VmHWM) while streaming | | {rss_start / 1024:.1f} MiB / {rss_hwm / 1024:.1f} MiB | |"
+    rows.append(
+        (
+            "gateway RSS after start / peak (VmHWM) while streaming",
+            "",
+            f"{rss_start / 1024:.1f} MiB / {rss_hwm / 1024:.1f} MiB",
+            "",
+        )
     )
+    print(
+        f"\n### notar gateway benchmark ({args.size_mb} MB layer, {args.runs} runs, {os.cpu_count()} CPUs)\n"
+    )
+    print(markdown_table(["measurement", "direct (registry)", "through gateway", "ratio / added"], rows))
     return 0
 
 

@@ -6,7 +6,7 @@ jobs would):
 * ``notar sign`` against ``notar server`` (TLS, SQLite default), the docker flow: signer ``ci`` added with
   ``notar signer add``, tags signed into targets/releases and targets/ci;
 * ``notar sign`` against ``notar server``, a repository without signers: tags signed into ``targets``;
-* ``notar sign`` against the Go ``notary-server`` (TLS, memory storage, as tests/peers.py runs it), docker flow;
+* ``notar sign`` against the Go ``notary-server`` (TLS, memory storage, as tests/lab runs it), docker flow;
 * the anchor: the Go ``notary`` CLI, ``notary addhash GUN TAG SIZE --sha256 HEX -p`` (into ``targets``) against
   the Go notary-server, on a repository made with ``notary init -p``.
 
@@ -20,30 +20,28 @@ Everything runs on 127.0.0.1 from one temporary directory and is stopped before 
 bounded by ``--timeout`` (processes still running then are killed and counted as failed).
 
 Run: ``.venv/bin/python bench/parallel_bench.py [--jobs 20] [--skip-go]`` (about a minute). Needs the test extras
-(it reuses tests/peers.py, tests/servers.py and tests/client/parallel.py) and, unless ``--skip-go``, the Go
+(it reuses tests/lab and tests/client/parallel.py) and, unless ``--skip-go``, the Go
 ``notary`` and ``notary-server`` (scripts/install-peers.sh).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # for tests.peers, tests.servers, tests.client.parallel
+# common first: it puts the repository root on sys.path for the imports from tests below
+from common import markdown_table, say, scratch_dir, start_peers
 
-from tests.client.parallel import (  # noqa: E402
+# isort: split
+from tests.client.parallel import (
     Job,
     Outcome,
     Pushed,
@@ -54,15 +52,7 @@ from tests.client.parallel import (  # noqa: E402
     run_at_once,
     trust_dir_copy,
 )
-from tests.lab import (  # noqa: E402
-    LabPKI,
-    NotaryCLI,
-    Registry,
-    make_lab_pki,
-    run_notar_server,
-    run_notary_server,
-    run_registry,
-)
+from tests.lab import LabPKI, NotaryCLI, Registry
 
 
 @dataclass(frozen=True)
@@ -177,16 +167,28 @@ def notary_row(
 
 
 def report(rows: Sequence[Row]) -> str:
-    lines = [
-        "| client | trust server | signs into | successes | wall time | publish attempts (retries) | tags read back |",
-        "|---|---|---|---:|---:|---:|---:|",
+    header = [
+        "client",
+        "trust server",
+        "signs into",
+        "successes",
+        "wall time",
+        "publish attempts (retries)",
+        "tags read back",
     ]
-    for r in rows:
-        retries = r.attempts - r.jobs
-        lines.append(
-            f"| {r.client} | {r.server} | {r.roles} | {r.successes}/{r.jobs} | {r.wall:.1f} s | "
-            f"{r.attempts} ({retries}) | {r.readable}/{r.jobs} |"
+    cells = [
+        (
+            r.client,
+            r.server,
+            r.roles,
+            f"{r.successes}/{r.jobs}",
+            f"{r.wall:.1f} s",
+            f"{r.attempts} ({r.attempts - r.jobs})",
+            f"{r.readable}/{r.jobs}",
         )
+        for r in rows
+    ]
+    lines = [markdown_table(header, cells, right={3, 4, 5, 6})]
     notes = ["", "Failures (last line of stderr, by count):"]
     for r in rows:
         errors: dict[str, int] = {}
@@ -216,60 +218,47 @@ def main() -> None:
     if not args.skip_go and (shutil.which("notary") is None or shutil.which("notary-server") is None):
         parser.error("notary / notary-server not found: run scripts/install-peers.sh, or use --skip-go")
 
-    workdir = Path(tempfile.mkdtemp(prefix="notar-parallel-bench-"))
     rows: list[Row] = []
-    try:
-        pki = make_lab_pki(workdir / "pki")
-        with contextlib.ExitStack() as stack:
-            registry = stack.enter_context(run_registry(workdir / "registry"))
-            notar = stack.enter_context(run_notar_server(pki, workdir / "notar-server"))
-            servers = [Server("notar server (SQLite)", notar.url, notar.ca)]
-            if not args.skip_go:
-                go = stack.enter_context(run_notary_server(pki, workdir / "notary-server"))
-                servers.append(Server("notary-server (Go, memory)", go.url, go.ca))
-            steps: list[tuple[str, Callable[[Path], Row]]] = [
+    with (
+        scratch_dir("notar-parallel-bench-", keep=args.keep) as workdir,
+        start_peers(workdir, registry=True, notar=True, notary=not args.skip_go) as peers,
+    ):
+        pki, registry = peers.pki, peers.registry
+        servers = [Server("notar server (SQLite)", peers.notar.url, peers.notar.ca)]
+        if not args.skip_go:
+            servers.append(Server("notary-server (Go, memory)", peers.notary.url, peers.notary.ca))
+        steps: list[tuple[str, Callable[[Path], Row]]] = [
+            (
+                "notar-signer",
+                lambda w: notar_row(
+                    servers[0], registry, w, jobs=args.jobs, signer=True, timeout=args.timeout
+                ),
+            ),
+            (
+                "notar-targets",
+                lambda w: notar_row(
+                    servers[0], registry, w, jobs=args.jobs, signer=False, timeout=args.timeout
+                ),
+            ),
+        ]
+        if not args.skip_go:
+            steps += [
                 (
-                    "notar-signer",
+                    "notar-go-server",
                     lambda w: notar_row(
-                        servers[0], registry, w, jobs=args.jobs, signer=True, timeout=args.timeout
+                        servers[1], registry, w, jobs=args.jobs, signer=True, timeout=args.timeout
                     ),
                 ),
                 (
-                    "notar-targets",
-                    lambda w: notar_row(
-                        servers[0], registry, w, jobs=args.jobs, signer=False, timeout=args.timeout
-                    ),
+                    "notary-go",
+                    lambda w: notary_row(servers[1], pki, registry, w, jobs=args.jobs, timeout=args.timeout),
                 ),
             ]
-            if not args.skip_go:
-                steps += [
-                    (
-                        "notar-go-server",
-                        lambda w: notar_row(
-                            servers[1], registry, w, jobs=args.jobs, signer=True, timeout=args.timeout
-                        ),
-                    ),
-                    (
-                        "notary-go",
-                        lambda w: notary_row(
-                            servers[1], pki, registry, w, jobs=args.jobs, timeout=args.timeout
-                        ),
-                    ),
-                ]
-            for name, step in steps:
-                print(f"parallel_bench: {name} ...", file=sys.stderr, flush=True)
-                row = step(workdir / name)
-                print(
-                    f"parallel_bench: {name}: {row.successes}/{row.jobs} in {row.wall:.1f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                rows.append(row)
-    finally:
-        if args.keep:
-            print(f"parallel_bench: work directory kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        for name, step in steps:
+            say(f"{name} ...")
+            row = step(workdir / name)
+            say(f"{name}: {row.successes}/{row.jobs} in {row.wall:.1f} s")
+            rows.append(row)
     print(f"{args.jobs} processes at once, each signing a different tag of one repository (loopback, TLS).\n")
     print(report(rows))
     load = os.getloadavg()[0]

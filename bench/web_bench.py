@@ -24,6 +24,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from common import markdown_table, percentile, repeat_ms
+
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
 
 from starlette.testclient import TestClient  # noqa: E402
@@ -45,16 +47,6 @@ TARGET_MS = 200.0
 
 def meta(i: int) -> FileMeta:
     return FileMeta(1000 + i, {"sha256": hashlib.sha256(f"manifest {i}".encode()).digest()})
-
-
-def timed(fn: Callable[[], object], n: int) -> list[float]:
-    fn()  # warm-up (template compilation, first connections)
-    out = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("  of which: whole view (verify + statuses + history)", lambda: reader.view(GUN)),
                 ("GET / (listing, 1 repository)", lambda: client.get("/")),
             ]
-            results = [(name, timed(fn, args.requests)) for name, fn in cases]
+            results = [(name, repeat_ms(fn, args.requests)) for name, fn in cases]  # after a warm-up call
             reader.close()
         store.close()
 
@@ -109,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.updates + 1} versions of each; built in {build_s:.1f} s; N = {args.requests} requests "
         f"per row; Python {sys.version.split()[0]}\n"
     )
-    print("| request | median ms | p95 ms | min ms |")
-    print("|---|---:|---:|---:|")
-    for name, samples in results:
-        p95 = sorted(samples)[max(0, int(len(samples) * 0.95) - 1)]
-        print(f"| {name} | {statistics.median(samples):.1f} | {p95:.1f} | {min(samples):.1f} |")
+    rows = [
+        (name, f"{statistics.median(ms):.1f}", f"{percentile(ms, 95):.1f}", f"{min(ms):.1f}")
+        for name, ms in results
+    ]
+    print(markdown_table(["request", "median ms", "p95 ms", "min ms"], rows, right={1, 2, 3}))
     page_median = statistics.median(results[0][1])
     verdict = "meets" if page_median < TARGET_MS else "MISSES"
     print(f"\nrepository page median {page_median:.1f} ms: {verdict} the {TARGET_MS:.0f} ms target")
