@@ -32,6 +32,7 @@ from notar.notation import (
     verify_artifact,
 )
 from notar.notation.certgen import parse_subject, self_signed_signing_certificate
+from notar.notation.loader import load_trust_policy, load_trust_store
 from notar.notation.manifest import parse_signature_manifest
 
 PASS = "repository passphrase"
@@ -227,6 +228,39 @@ def test_openssl_made_ca_with_its_default_key_encryption(cli: Cli, monkeypatch: 
     )  # fmt: skip
     assert check.returncode == 0 and "alice.crt: OK" in check.stdout, check.stderr
     assert verified(chain, cli.key("alice"), chain[-1], "application/cose")
+
+
+def test_notation_config_dir_with_the_generated_files_verifies(cli: Cli) -> None:
+    """The files as a notation user installs them: NAME.crt in truststore/x509/ca/<store>/, a policy file."""
+    cli.ok("key", "generate", "alice")
+    cli.ok("cert", "generate", "alice", "--subject", "C=US,ST=WA,O=Acme,CN=alice")
+    config = cli.tmp / "notation"
+    store = config / "truststore" / "x509" / "ca" / "acme"
+    store.mkdir(parents=True)
+    shutil.copy(cli.tmp / "alice.crt", store / "alice.crt")
+    statement = {
+        "name": "acme",
+        "registryScopes": ["*"],
+        "signatureVerification": {"level": "strict"},
+        "trustStores": ["ca:acme"],
+        "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme, CN=alice"],
+    }
+    (config / "trustpolicy.json").write_text(json.dumps({"version": "1.0", "trustPolicies": [statement]}))
+    [info] = cli.keystore().find("alice")
+    chain = cli.keystore().certificate_chain(info.key_id)
+    assert chain is not None
+    now = datetime.now(UTC)
+    artifact = sign_artifact(SUBJECT, cli.key("alice"), chain, signing_time=now)
+    manifest = parse_signature_manifest(artifact.manifest)
+    verdict = verify_artifact(
+        [SignatureBlob(manifest.envelope.media_type, artifact.blobs[manifest.envelope.digest])],
+        subject=SUBJECT,
+        repository="registry.example.com/acme/app",
+        policy=load_trust_policy(config),
+        trust_store=load_trust_store(config),
+        now=now + timedelta(seconds=1),
+    )
+    assert verdict.verified, verdict.reason
 
 
 def test_subject_without_c_st_o_is_warned_about(cli: Cli) -> None:
@@ -461,6 +495,9 @@ def test_key_list_reports_an_unreadable_certificate_without_failing(cli: Cli) ->
     [entry] = json.loads(cli.ok("key", "list", "-o", "json"))
     assert "no PEM CERTIFICATE block" in entry["certificate"]["error"]
     assert cli.ok("key", "list").splitlines()[1].split()[-1] == "unreadable"
+    assert "unreadable certificate" in cli.bad("cert", "generate", "alice")
+    cli.ok("cert", "generate", "alice", "--force")
+    assert cli.keystore().certificate_chain(key_id) is not None
 
 
 def test_show_prints_the_stored_chain(cli: Cli) -> None:

@@ -102,11 +102,16 @@ def _signer_key(ks: FileKeyStore, name: str, key_id: str | None) -> KeyInfo:
 
 
 def _existing(ks: FileKeyStore, info: KeyInfo, force: bool) -> None:
+    """Refuse to replace the key's stored chain unless *force* (an unreadable one included)."""
+    if force:
+        return
     try:
         current = ks.certificate_info(info.key_id)
-    except (CertificateFileError, KeyFileError):
-        current = None  # unreadable: replacing it is the fix, --force or not
-    if current is not None and not force:
+    except (CertificateFileError, KeyFileError) as e:
+        raise BadInput(
+            f"key {_short(info.key_id)} of {info.role} has an unreadable certificate ({e}): --force replaces it"
+        ) from None
+    if current is not None:
         raise BadInput(
             f"key {_short(info.key_id)} of {info.role} already has a certificate ({current.subject}, valid until"
             f" {current.not_after:%Y-%m-%d}) in {current.path}: --force replaces it (verifiers that trust"

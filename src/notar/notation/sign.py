@@ -69,7 +69,7 @@ from notar.notation._model import (
     SigningScheme,
     algorithm_for_key,
 )
-from notar.notation.certs import signing_chain_problems, validity_problems
+from notar.notation.certs import signing_chain_problems, subject_text, validity_problems
 from notar.notation.cose import COSE_ALGORITHMS, encode_sig_structure
 from notar.notation.descriptor import Descriptor, digest_of
 from notar.notation.envelope import parse_envelope
@@ -214,7 +214,7 @@ def _check_chain(
         raise SigningError(f"the signer's public key cannot be read: {e}") from None
     if _spki(signer_key) != _spki(leaf_key):
         raise SigningError(
-            f"the signing certificate ({chain[0].subject.rfc4514_string()}) is not for the signer's key "
+            f"the signing certificate ({subject_text(chain[0])}) is not for the signer's key "
             f"{signer.public_key.key_id[:7]}"
         )
     return algorithm, leaf_key
