@@ -84,6 +84,12 @@ PASSPHRASES = {
 PYTHON = sys.executable
 T = TypeVar("T")
 
+# Programs run in a child instead of `notar`, with the same arguments (see each one's docstring):
+DRIVERS = Path(__file__).resolve().parent / "drivers"
+LAZY_SUBCOMMANDS = str(DRIVERS / "lazy_subcommands.py")  # other subcommands' modules stubbed out
+TIMED_PHASES = str(DRIVERS / "timed_phases.py")  # timers around I/O and crypto -> $BENCH_PHASES_OUT
+PROFILED_MAIN = str(DRIVERS / "profiled_main.py")  # cProfile of main(argv) -> $BENCH_PROFILE_OUT
+
 
 # --------------------------------------------------------------------------- samples and rows
 
@@ -218,92 +224,6 @@ def push_tagged_image(registry: Registry, work: Path, repo_path: str, tags: Sequ
     return image.manifest.digest.split(":", 1)[1], image.manifest.size
 
 
-# --------------------------------------------------------------------------- in-process drivers
-
-# Runs `notar` in a child with every CLI module but trust/keys/_common (server, gateway, ...: what `notar sign` does
-# not use) replaced by a stub whose attributes are empty click groups: the cost of a `notar sign` if the other
-# subcommands were imported lazily. With BENCH_NO_CA_FOR_HTTP=1 the registry client is also built with
-# verify=False (no CA bundle loaded) for a loopback / plain-HTTP registry.
-WHATIF_DRIVER = r"""
-import importlib.util, os, pkgutil, sys, types, click
-def stub(name):
-    mod = types.ModuleType(name)
-    def getattr_(attr):
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return click.Group(attr)
-    mod.__getattr__ = getattr_
-    return mod
-spec = importlib.util.find_spec("notar.cli")
-for info in pkgutil.iter_modules(spec.submodule_search_locations):
-    if info.name not in ("_common", "trust", "keys"):
-        sys.modules[f"notar.cli.{info.name}"] = stub(f"notar.cli.{info.name}")
-from notar.cli import main
-if os.environ.get("BENCH_NO_CA_FOR_HTTP"):
-    from notar.registry import RegistryClient
-    orig = RegistryClient.__init__
-    def init(self, registry, **kw):
-        host = registry.split("://")[-1].split("/")[0].rsplit(":", 1)[0]
-        if registry.startswith("http://") or host in ("127.0.0.1", "localhost", "::1", "[::1]"):
-            kw.setdefault("verify", False)
-        orig(self, registry, **kw)
-    RegistryClient.__init__ = init
-sys.exit(main(sys.argv[1:]))
-"""
-
-# Runs `notar` in a child with timers around the client's I/O and crypto; writes a JSON summary.
-PHASE_DRIVER = r"""
-import json, os, sys, time
-T0 = time.perf_counter()
-import notar.cli
-T1 = time.perf_counter()
-from notar.client.cache import TrustCache
-from notar.client.remote import TrustServer
-from notar.crypto import PrivateKey, PublicKey
-from notar.keystore import FileKeyStore
-from notar.registry import RegistryClient
-from notar.tuf import Envelope
-acc, counts = {}, {}
-def wrap(cls, name, label):
-    orig = getattr(cls, name)
-    def timed(*a, **k):
-        t = time.perf_counter()
-        try:
-            return orig(*a, **k)
-        finally:
-            acc[label] = acc.get(label, 0.0) + time.perf_counter() - t
-            counts[label] = counts.get(label, 0) + 1
-    setattr(cls, name, timed)
-wrap(RegistryClient, "__init__", "registry client setup (httpx.Client)")
-wrap(RegistryClient, "head_manifest", "registry HEAD manifest")
-wrap(TrustServer, "__init__", "trust server client setup (httpx.Client)")
-for m in ("get", "get_key", "publish"):
-    wrap(TrustServer, m, "trust server HTTP")
-wrap(FileKeyStore, "get", "private key load + decrypt")
-wrap(PrivateKey, "sign", "ECDSA sign")
-wrap(PublicKey, "verify", "signature verify")
-wrap(Envelope, "from_bytes", "TUF parse (Envelope.from_bytes)")
-wrap(TrustCache, "store", "trust cache store (write + fsync every role)")
-wrap(TrustCache, "load", "trust cache load")
-rc = notar.cli.main(sys.argv[1:])
-T2 = time.perf_counter()
-with open(os.environ["BENCH_PHASES_OUT"], "w") as f:
-    json.dump({"import": T1 - T0, "main": T2 - T1, "acc": acc, "counts": counts}, f)
-sys.exit(rc)
-"""
-
-
-# Imports the CLI, then profiles only `main(argv)`: where the command itself spends its time.
-PROFILE_DRIVER = r"""
-import cProfile, os, sys
-import notar.cli
-profile = cProfile.Profile()
-rc = profile.runcall(notar.cli.main, sys.argv[1:])
-profile.dump_stats(os.environ["BENCH_PROFILE_OUT"])
-sys.exit(rc)
-"""
-
-
 # --------------------------------------------------------------------------- part 1
 
 
@@ -425,12 +345,12 @@ def part1(res: Results, opts: Options, lab: Lab) -> None:
     for i in range(total):
         s1 = notar.run("sign", f"{image}:{lab.sign_tags[i]}")[0]
         s2 = run_timed(
-            [PYTHON, "-c", WHATIF_DRIVER, "sign", f"{image}:{lab.stub_tags[i]}"],
+            [PYTHON, LAZY_SUBCOMMANDS, "sign", f"{image}:{lab.stub_tags[i]}"],
             env=notar.env,
             cwd=notar.home,
         )[0]
         s3 = run_timed(
-            [PYTHON, "-c", WHATIF_DRIVER, "sign", f"{image}:{lab.noca_tags[i]}"],
+            [PYTHON, LAZY_SUBCOMMANDS, "sign", f"{image}:{lab.noca_tags[i]}"],
             env={**notar.env, "BENCH_NO_CA_FOR_HTTP": "1"},
             cwd=notar.home,
         )[0]
@@ -462,7 +382,7 @@ def part1(res: Results, opts: Options, lab: Lab) -> None:
             "notar (patched in the child)",
             "notary-server",
             stub,
-            "WHATIF_DRIVER: what lazily imported subcommands would give",
+            "drivers/lazy_subcommands.py: what lazily imported subcommands would give",
         )
     )
     res.add(
@@ -472,7 +392,7 @@ def part1(res: Results, opts: Options, lab: Lab) -> None:
             "notar (patched in the child)",
             "notary-server",
             noca,
-            "WHATIF_DRIVER with BENCH_NO_CA_FOR_HTTP=1 (verify=False for http:// registries)",
+            "drivers/lazy_subcommands.py with BENCH_NO_CA_FOR_HTTP=1 (verify=False for http:// registries)",
         )
     )
     res.add(
@@ -536,9 +456,9 @@ def phases(res: Results, opts: Options, lab: Lab) -> None:
     env = {**notar.env, "BENCH_PHASES_OUT": str(out)}
     runs: list[tuple[Sample, dict[str, Any]]] = []
     for _ in range(opts.phase_runs):
-        sample = run_timed(
-            [PYTHON, "-c", PHASE_DRIVER, "sign", f"{image}:{tags.pop()}"], env=env, cwd=notar.home
-        )[0]
+        sample = run_timed([PYTHON, TIMED_PHASES, "sign", f"{image}:{tags.pop()}"], env=env, cwd=notar.home)[
+            0
+        ]
         runs.append((sample, json.loads(out.read_text())))
     labels: list[str] = []
     for _, data in runs:
@@ -595,7 +515,7 @@ def phases(res: Results, opts: Options, lab: Lab) -> None:
     # cProfile of the command itself (after the imports, which importtime covers)
     prof = work / "sign.prof"
     run_timed(
-        [PYTHON, "-c", PROFILE_DRIVER, "sign", f"{image}:{tags.pop()}"],
+        [PYTHON, PROFILED_MAIN, "sign", f"{image}:{tags.pop()}"],
         env={**notar.env, "BENCH_PROFILE_OUT": str(prof)},
         cwd=notar.home,
     )
@@ -755,7 +675,7 @@ def part3(
                 )
             )
             lazy = [
-                run_timed([PYTHON, "-c", WHATIF_DRIVER, "inspect", gun], env=cli.env, cwd=cli.home)[0]
+                run_timed([PYTHON, LAZY_SUBCOMMANDS, "inspect", gun], env=cli.env, cwd=cli.home)[0]
                 for _ in range(opts.inspect_runs)
             ]
             res.add(
