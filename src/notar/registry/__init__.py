@@ -11,6 +11,10 @@
   :class:`Manifest` and :class:`Descriptor`.
 * :class:`Credentials`, :class:`StaticCredentials`, :class:`DockerConfigCredentials` -- explicit
   credentials or docker's ``config.json`` and ``docker-credential-*`` helpers.
+* :mod:`.referrers` -- the manifests that refer to a manifest (signatures): :func:`list_referrers`
+  (referrers API, else the ``sha256-<hex>`` tag schema), :func:`add_referrer`, cosign's ``.sig`` tag
+  (:func:`read_cosign_signatures`, :func:`append_cosign_signature`), and the merge-and-retry
+  :func:`update_tagged_manifest` they share.
 * :class:`RegistryError` and its branches -- every failure, with the registry named in the message.
 
 Layering: imports only :mod:`notar.errors` (and the package version), never ``notar.tuf``.
@@ -46,8 +50,12 @@ from notar.registry.errors import (
 )
 from notar.registry.manifest import (
     ACCEPTED_MANIFEST_TYPES,
+    ARTIFACT_TYPE_NOTATION_SIGNATURE,
+    MEDIA_TYPE_COSIGN_SIMPLESIGNING,
     MEDIA_TYPE_DOCKER_MANIFEST,
     MEDIA_TYPE_DOCKER_MANIFEST_LIST,
+    MEDIA_TYPE_OCI_CONFIG,
+    MEDIA_TYPE_OCI_EMPTY,
     MEDIA_TYPE_OCI_INDEX,
     MEDIA_TYPE_OCI_MANIFEST,
     Descriptor,
@@ -61,21 +69,45 @@ from notar.registry.reference import (
     parse_reference,
     registry_base_url,
 )
+from notar.registry.referrers import (
+    ConcurrentUpdateError,
+    CosignSignatures,
+    Referrer,
+    ReferrerAdded,
+    Referrers,
+    ReferrersSource,
+    RetryPolicy,
+    TaggedUpdate,
+    Update,
+    add_referrer,
+    append_cosign_signature,
+    cosign_signature_tag,
+    list_referrers,
+    read_cosign_signatures,
+    referrers_tag,
+    update_tagged_manifest,
+)
 
 __all__ = [
     "ACCEPTED_MANIFEST_TYPES",
+    "ARTIFACT_TYPE_NOTATION_SIGNATURE",
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_DOMAIN",
     "DOCKER_HUB_API_HOST",
     "MAX_MANIFEST_SIZE",
+    "MEDIA_TYPE_COSIGN_SIMPLESIGNING",
     "MEDIA_TYPE_DOCKER_MANIFEST",
     "MEDIA_TYPE_DOCKER_MANIFEST_LIST",
+    "MEDIA_TYPE_OCI_CONFIG",
+    "MEDIA_TYPE_OCI_EMPTY",
     "MEDIA_TYPE_OCI_INDEX",
     "MEDIA_TYPE_OCI_MANIFEST",
     "USER_AGENT",
     "AuthenticationError",
     "BlobNotFoundError",
     "Challenge",
+    "ConcurrentUpdateError",
+    "CosignSignatures",
     "CredentialProvider",
     "Credentials",
     "CredentialsError",
@@ -89,18 +121,32 @@ __all__ = [
     "ManifestNotFoundError",
     "NotFoundError",
     "Reference",
+    "Referrer",
+    "ReferrerAdded",
+    "Referrers",
+    "ReferrersSource",
     "RegistryClient",
     "RegistryError",
     "RegistryProtocolError",
     "RegistryUnavailableError",
     "RepositoryNotFoundError",
+    "RetryPolicy",
     "StaticCredentials",
+    "TaggedUpdate",
     "UnsupportedManifestError",
+    "Update",
+    "add_referrer",
+    "append_cosign_signature",
     "compute_digest",
+    "cosign_signature_tag",
     "docker_config_path",
     "is_insecure_registry",
+    "list_referrers",
     "parse_reference",
     "parse_www_authenticate",
+    "read_cosign_signatures",
+    "referrers_tag",
     "registry_base_url",
+    "update_tagged_manifest",
     "validate_digest",
 ]

@@ -36,6 +36,7 @@ from notar.registry.errors import (
 from notar.registry.manifest import (
     ACCEPTED_MANIFEST_TYPES,
     MANIFEST_MEDIA_TYPES,
+    MEDIA_TYPE_OCI_INDEX,
     SCHEMA1_MEDIA_TYPES,
     SCHEMA1_REFUSAL,
     Descriptor,
@@ -70,6 +71,10 @@ DEFAULT_CHUNK_SIZE: Final = 8 * 1024 * 1024  # blobs up to this size go in one P
 _MAX_TAGS_BODY: Final = 16 * 1024 * 1024
 _MAX_TAG_PAGES: Final = 10_000
 _ACCEPT: Final = ", ".join(ACCEPTED_MANIFEST_TYPES)
+_MAX_REFERRER_PAGES: Final = 1_000
+_MAX_ERROR_PROBE_BODY: Final = 64 * 1024
+#: The digest the referrers API is probed with: no manifest has it, so the answer is an empty list.
+_PROBE_DIGEST: Final = "sha256:" + "0" * 64
 _LINK_NEXT_RE: Final = re.compile(r'<([^>]*)>\s*;[^,]*?\brel\s*=\s*"?next"?', re.IGNORECASE)
 
 
@@ -108,6 +113,10 @@ class RegistryClient:
     followed here (GET/HEAD only, http(s) only, never from https to http, ``Authorization`` only to
     the registry's own origin), so the client's ``follow_redirects`` setting does not matter.
     Thread-safe; use it as a context manager.
+
+    For artifacts that refer to a manifest (signatures), :meth:`referrers_api_supported` probes the
+    OCI referrers API once per client and :meth:`get_referrers` lists through it; the tag schema
+    fallback and adding referrers are in :mod:`notar.registry.referrers`.
     """
 
     def __init__(
@@ -151,6 +160,7 @@ class RegistryClient:
             insecure_registries=insecure,
             clock=clock,
         )
+        self._referrers_api: bool | None = None  # the probe's answer, once known
 
     @classmethod
     def for_reference(cls, reference: Reference | str, **kwargs: object) -> RegistryClient:
@@ -394,6 +404,90 @@ class RegistryClient:
             mount_from=mount_from,
             skip_existing=skip_existing,
         )
+
+    # ------------------------------------------------------------------ referrers API
+
+    def referrers_api_supported(self, repo: str) -> bool:
+        """Whether the registry serves the OCI referrers API (``GET /v2/<repo>/referrers/<digest>``).
+
+        Probed with the all-zero sha256 digest in ``repo``: a 200 answer with an OCI index content type
+        means supported; any other answer (distribution 2.x and 3.x answer 404) means not. The answer is
+        kept for the life of this client (one client is one registry), except a 404 that says only that
+        ``repo`` does not exist (``NAME_UNKNOWN``), which proves nothing about the registry. 401/403,
+        429 and 5xx raise as for any request.
+        """
+        cached = self._referrers_api
+        if cached is not None:
+            return cached
+        repo = validate_repository(repo)
+        what = f"probe the referrers API in {repo}"
+        url = f"{self.base_url}/v2/{repo}/referrers/{_PROBE_DIGEST}"
+        headers = {"Accept": MEDIA_TYPE_OCI_INDEX}
+        with contextlib.closing(
+            self._session.request("GET", url, scopes=[pull_scope(repo)], what=what, headers=headers)
+        ) as resp:
+            supported = (
+                resp.status_code == 200
+                and media_type_of(resp.headers.get("content-type")) == MEDIA_TYPE_OCI_INDEX
+            )
+            body = b""
+            if not supported and resp.status_code == 404:  # only to tell NAME_UNKNOWN; never an error
+                with contextlib.suppress(httpx.HTTPError):
+                    for chunk in resp.iter_bytes():
+                        body += chunk
+                        if len(body) > _MAX_ERROR_PROBE_BODY:
+                            break
+        if resp.status_code == 404 and b"NAME_UNKNOWN" in body:
+            return False
+        self._referrers_api = supported
+        return supported
+
+    def get_referrers(self, repo: str, digest: str, *, artifact_type: str | None = None) -> list[object]:
+        """The descriptors the referrers API lists for manifest ``digest`` (every page), as JSON values.
+
+        ``artifact_type`` is passed as the ``artifactType`` filter, which a registry may ignore: the
+        caller filters again. Each page must be an OCI index (at most ``max_manifest_size`` bytes) with a
+        ``manifests`` list; pages are followed through ``Link: <...>; rel="next"``. Use only when
+        :meth:`referrers_api_supported` says so (the API must not answer 404; here that raises
+        :class:`RepositoryNotFoundError`).
+        """
+        repo, digest = validate_repository(repo), validate_digest(digest)
+        what = f"list referrers of {repo}@{digest}"
+        url = httpx.URL(f"{self.base_url}/v2/{repo}/referrers/{digest}")
+        if artifact_type is not None:
+            url = url.copy_merge_params({"artifactType": artifact_type})
+        entries: list[object] = []
+        seen: set[str] = set()
+        for _ in range(_MAX_REFERRER_PAGES):
+            seen.add(str(url))
+            with contextlib.closing(
+                self._session.request(
+                    "GET", url, scopes=[pull_scope(repo)], what=what, headers={"Accept": MEDIA_TYPE_OCI_INDEX}
+                )
+            ) as resp:
+                if resp.status_code != 200:
+                    self._session.fail(resp, what, not_found=RepositoryNotFoundError)
+                body = self._session.read_capped(resp, self.max_manifest_size, what)
+                link, page_url = resp.headers.get("link"), resp.url
+                content_type = media_type_of(resp.headers.get("content-type"))
+            if content_type != MEDIA_TYPE_OCI_INDEX:
+                raise self._session.error(
+                    RegistryProtocolError,
+                    what,
+                    f"the answer is {content_type or 'untyped'}, not an OCI index",
+                )
+            value = json_object(body)
+            manifests = value.get("manifests") if value is not None else None
+            if not isinstance(manifests, list):
+                raise self._session.error(RegistryProtocolError, what, "the answer has no manifests list")
+            entries.extend(manifests)
+            match = _LINK_NEXT_RE.search(link or "")
+            if match is None:
+                return entries
+            url = self._session.join(page_url, match.group(1), what)
+            if str(url) in seen:
+                raise self._session.error(RegistryProtocolError, what, "the pagination links loop")
+        raise self._session.error(RegistryProtocolError, what, f"more than {_MAX_REFERRER_PAGES} pages")
 
     def _schema1(self, what: str) -> UnsupportedManifestError:
         return self._session.error(UnsupportedManifestError, what, SCHEMA1_REFUSAL)

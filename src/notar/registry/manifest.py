@@ -8,6 +8,10 @@ package import the media types, :data:`MAX_INDEX_DEPTH` and the helpers from her
 * :func:`manifest_shape` -- index or image manifest, by the fields of a body without ``mediaType``.
 * :func:`manifest_media_type` -- the media type of fetched manifest bytes, checked against ``Content-Type``.
 * :func:`is_nondistributable` -- foreign layers, which registries and layouts may lack.
+
+The types of the artifacts that refer to a manifest (signatures) are here too: the OCI empty config,
+Notation's signature artifact type and cosign's simplesigning layer; how referrers are found and added is
+in :mod:`notar.registry.referrers`.
 """
 
 from __future__ import annotations
@@ -24,11 +28,15 @@ __all__ = [
     "IMAGE_MEDIA_TYPES",
     "INDEX_MEDIA_TYPES",
     "MANIFEST_MEDIA_TYPES",
+    "ARTIFACT_TYPE_NOTATION_SIGNATURE",
     "MAX_INDEX_DEPTH",
     "MEDIA_TYPE_DOCKER_MANIFEST",
     "MEDIA_TYPE_DOCKER_MANIFEST_LIST",
     "MEDIA_TYPE_DOCKER_SCHEMA1",
     "MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED",
+    "MEDIA_TYPE_COSIGN_SIMPLESIGNING",
+    "MEDIA_TYPE_OCI_CONFIG",
+    "MEDIA_TYPE_OCI_EMPTY",
     "MEDIA_TYPE_OCI_INDEX",
     "MEDIA_TYPE_OCI_MANIFEST",
     "SCHEMA1_MEDIA_TYPES",
@@ -48,6 +56,13 @@ MEDIA_TYPE_OCI_MANIFEST: Final = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_TYPE_OCI_INDEX: Final = "application/vnd.oci.image.index.v1+json"
 MEDIA_TYPE_DOCKER_SCHEMA1: Final = "application/vnd.docker.distribution.manifest.v1+json"
 MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED: Final = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+MEDIA_TYPE_OCI_CONFIG: Final = "application/vnd.oci.image.config.v1+json"
+#: The config (and the 2-byte ``{}`` blob) of an artifact manifest that has no config of its own.
+MEDIA_TYPE_OCI_EMPTY: Final = "application/vnd.oci.empty.v1+json"
+#: A Notation signature manifest: its ``artifactType`` (current form) or ``config.mediaType`` (older form).
+ARTIFACT_TYPE_NOTATION_SIGNATURE: Final = "application/vnd.cncf.notary.signature"
+#: A layer of cosign's ``sha256-<hex>.sig`` manifest: one signed payload per layer.
+MEDIA_TYPE_COSIGN_SIMPLESIGNING: Final = "application/vnd.dev.cosign.simplesigning.v1+json"
 
 # The types notar asks for, in order of preference (sent as the Accept header).
 ACCEPTED_MANIFEST_TYPES: Final = (
