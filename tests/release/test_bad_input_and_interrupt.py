@@ -1,6 +1,6 @@
-"""Regressions from the red-team review of `notar release` and `notar secrets put-signer`: FIFOs and
-devices as input never hang or eat memory, bad input is a one-line error with exit code 2 before any
-connection, names and regions are checked like a release task checks them, and Ctrl-C exits 130."""
+"""`notar release` and `notar secrets put-signer` on bad input, and interrupted: FIFOs and devices as input
+never hang or eat memory, bad input is a one-line error with exit code 2 before any connection, names and
+regions are checked like a release task checks them, and Ctrl-C exits 130."""
 
 from __future__ import annotations
 
