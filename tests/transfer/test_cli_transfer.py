@@ -3,8 +3,11 @@ the Go notary-server and skopeo."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import os
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,12 @@ class Setup:
 
     def resolve(self, tag: str) -> str:
         return self.notar.run("resolve", f"{self.repo}:{tag}").stdout.strip().split("@", 1)[1]
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("notar: error: "), result.stderr
+    return lines[0]
 
 
 @pytest.fixture
@@ -267,6 +276,28 @@ def test_bad_input_is_one_line_exit_2(setup: Setup) -> None:
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("notar: error: "), (args, r.stderr)
     assert not (setup.tmp / "x").exists()
+
+
+def test_damaged_archives_are_one_line_exit_2(setup: Setup) -> None:
+    archive = write_docker_archive(setup.tmp / "s.tar", [saved_image(f"gz {uuid.uuid4()}", layers=2)])
+    data = gzip.compress(archive.read_bytes())
+    (setup.tmp / "trunc.tar.gz").write_bytes(data[: len(data) * 2 // 3])
+    (setup.tmp / "random").write_bytes(os.urandom(3000))
+    (setup.tmp / "empty").write_bytes(b"")
+    for name in ("trunc.tar.gz", "random", "empty"):
+        r = setup.notar.run("push", str(setup.tmp / name), f"{setup.repo}:1.0", check=False)
+        assert r.returncode == 2, (name, r.returncode, r.stderr)
+        assert "Aborted" not in one_line_error(r)
+
+
+def test_quiet_means_nothing_on_stderr(setup: Setup) -> None:
+    layout = write_oci_layout(setup.tmp / "src", "1.0", make_image(f"quiet {uuid.uuid4()}"))
+    pushed = setup.notar.run("push", "-q", str(layout), f"{setup.repo}:1.0")
+    assert pushed.stderr == "" and pushed.stdout.strip().startswith(f"{setup.repo.split(':')[0]}")
+    pulled = setup.notar.run("pull", "-q", f"{setup.repo}:1.0", "-o", str(setup.tmp / "out"))
+    assert pulled.stderr == "" and "@sha256:" in pulled.stdout
+    loud = setup.notar.run("pull", f"{setup.repo}:1.0", "-o", str(setup.tmp / "out2"))
+    assert "Pulled " in loud.stderr
 
 
 def test_registry_down_is_a_clear_exit_1(setup: Setup, tmp_path: Path) -> None:
