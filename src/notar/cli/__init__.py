@@ -27,6 +27,7 @@ _COMMANDS = {
     "revoke": "notar.cli.trust:revoke",
     "inspect": "notar.cli.trust:inspect",
     "resolve": "notar.cli.trust:resolve",
+    "verify": "notar.cli.verify:verify",
     "push": "notar.cli.images:push",
     "pull": "notar.cli.images:pull",
     "gateway": "notar.cli.gateway:gateway",
