@@ -22,7 +22,7 @@ from notar.client.errors import (
     VersionConflictError,
 )
 from notar.client.inspect import inspect_data, render_json, render_pretty
-from notar.client.keys import ChainedKeys, KeySource, MemoryKeys
+from notar.client.keys import ChainedKeys, KeySource, MemoryKeys, ReferencedKeys, trust_dir_keys
 from notar.client.remote import TrustServer
 from notar.client.repository import Repository, SignResult
 from notar.client.sources import MemorySource, MetadataNotFoundError, MetadataSource
@@ -42,6 +42,7 @@ __all__ = [
     "NotSignedError",
     "PermissionDeniedError",
     "PublishRejectedError",
+    "ReferencedKeys",
     "Repository",
     "RepositoryNotFoundError",
     "SignResult",
@@ -57,4 +58,5 @@ __all__ = [
     "inspect_data",
     "render_json",
     "render_pretty",
+    "trust_dir_keys",
 ]

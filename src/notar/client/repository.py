@@ -32,7 +32,7 @@ from notar.client.errors import (
     TrustServerError,
     VersionConflictError,
 )
-from notar.client.keys import KeySource
+from notar.client.keys import KeySource, trust_dir_keys
 from notar.client.remote import TrustServer
 from notar.client.retry import PublishConflictError, RetryPolicy
 from notar.client.updater import RELEASES, TrustedRepo, Updater
@@ -112,7 +112,8 @@ class Repository:
         self.server = server
         self.cache = cache
         self.keys = keys  # the trust directory: where new root/targets keys are stored
-        self.signing_keys: KeySource = signing_keys if signing_keys is not None else keys
+        # default: its key files, then the keys its KMS references (private/<key ID>.kms) point to
+        self.signing_keys: KeySource = signing_keys if signing_keys is not None else trust_dir_keys(keys)
         self.clock = clock
         self.retry = retry if retry is not None else RetryPolicy()
         self.updater = Updater(gun, server, cache, pinning=pinning, clock=clock)
@@ -129,7 +130,8 @@ class Repository:
 
     # -- keys -----------------------------------------------------------------------------------------------
     def _held(self, key_ids: Iterable[str], keys: Mapping[str, PublicKey]) -> list[tuple[Signer, str]]:
-        """(signer, key ID to write) for every listed key whose private key is in the trust directory."""
+        """(signer, key ID to write) for every listed key we can sign with (a key file in the trust
+        directory, a KMS key it references, or whatever :attr:`signing_keys` holds)."""
         out: list[tuple[Signer, str]] = []
         for kid in key_ids:
             pub = keys.get(kid)

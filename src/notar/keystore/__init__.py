@@ -7,7 +7,8 @@
   environment variables), :class:`PromptPassphrases`, :class:`CallbackPassphrases`,
   :class:`ChainPassphrases`.
 * :class:`FileKeyStore` -- ``<trust_dir>/private/<key ID>.key``, shared with notary and docker, and
-  the key's certificate chain beside it, ``<key ID>.crt`` (:class:`CertificateInfo`).
+  the key's certificate chain beside it, ``<key ID>.crt`` (:class:`CertificateInfo`); for a key held by a
+  key service (AWS KMS), a reference ``<key ID>.kms`` instead of the key file (:class:`KeyReference`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from notar.keystore._passphrase import (
     PromptPassphrases,
     notary_passphrase_env,
 )
+from notar.keystore._refs import REFERENCE_EXTENSION, KeyReference, decode_reference, encode_reference
 from notar.keystore._store import FileKeyStore, KeyInfo, read_regular_file
 from notar.keystore.errors import (
     CertificateExistsError,
@@ -63,17 +65,21 @@ __all__ = [
     "KeyFileError",
     "KeyInfo",
     "KeyNotFoundError",
+    "KeyReference",
     "KeyStorageError",
     "KeystoreError",
     "PassphraseRetriever",
     "PassphraseUnavailableError",
     "PromptPassphrases",
+    "REFERENCE_EXTENSION",
     "WrongPassphraseError",
     "decode_certificate_chain",
     "decode_private_key",
+    "decode_reference",
     "encode_certificate_chain",
     "encode_private_key",
     "encode_public_key",
+    "encode_reference",
     "notary_passphrase_env",
     "read_regular_file",
     "same_public_key",

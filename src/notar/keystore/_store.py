@@ -1,7 +1,9 @@
 """Private keys in a notary / docker trust directory: ``<trust_dir>/private/<canonical key ID>.key``.
 
 A key may have a certificate chain (for Notation signatures) beside it, ``<canonical key ID>.crt``
-(see :mod:`notar.keystore._certs`): notary and docker read only ``*.key`` files and never see it.
+(see :mod:`notar.keystore._certs`): notary and docker read only ``*.key`` files and never see it. A key
+held by a key service (AWS KMS) has no key file but a reference, ``<canonical key ID>.kms`` (see
+:mod:`notar.keystore._refs`), and may have a chain beside it all the same.
 
 The directory is shared with the Go tools: notary 0.7 and the docker CLI read what this store writes and
 vice versa. Files are written atomically with mode 0600 in a 0700 directory. Notary's pre-0.4 layouts
@@ -27,7 +29,7 @@ from typing import Final
 
 from cryptography import x509
 
-from notar.crypto import PrivateKey
+from notar.crypto import PrivateKey, PublicKey
 from notar.keystore._certs import (
     CERT_EXTENSION,
     MAX_CHAIN_FILE_BYTES,
@@ -47,6 +49,13 @@ from notar.keystore._keyfile import (
     valid_header_value,
 )
 from notar.keystore._passphrase import PassphraseRetriever
+from notar.keystore._refs import (
+    MAX_REFERENCE_BYTES,
+    REFERENCE_EXTENSION,
+    KeyReference,
+    decode_reference,
+    encode_reference,
+)
 from notar.keystore.errors import (
     CertificateExistsError,
     CertificateFileError,
@@ -395,8 +404,8 @@ class FileKeyStore:
         if not chain:
             raise CertificateFileError("the certificate chain is empty")
         with self._lock:
-            key, role = self.get(key_id)
-            if not same_public_key(chain[0], key.public_key):
+            public, role = self._public_for_chain(key_id)
+            if not same_public_key(chain[0], public):
                 raise CertificateMismatchError(
                     f"the first certificate ({_subject(chain[0])}) does not certify {_label(role, key_id)}"
                 )
@@ -407,6 +416,17 @@ class FileKeyStore:
             self._write(path, encode_certificate_chain(chain), mode=0o644)
         log.debug("stored the certificate chain of key %s in %s", _short(key_id), path)
         return path
+
+    def _public_for_chain(self, key_id: str) -> tuple[PublicKey, str]:
+        """The public key and role a chain for *key_id* must certify: the key file's (unlocked), else the
+        reference's (no passphrase); :class:`KeyNotFoundError` when the store has neither."""
+        if any(self._paths(key_id)):
+            key, role = self.get(key_id)
+            return key.public_key, role
+        ref = self.reference(key_id)
+        if ref is None:
+            raise KeyNotFoundError(f"no private key with ID {_short(key_id)} in {self.private_dir}")
+        return ref.public_key, ref.role
 
     def certificate_chain(self, key_id: str) -> tuple[x509.Certificate, ...] | None:
         """The stored chain of *key_id* (leaf first), ``None`` when it has none (no passphrase needed).
@@ -435,6 +455,85 @@ class FileKeyStore:
             raise KeyStorageError(f"cannot remove {path}: {_os_reason(e)}") from None
         log.debug("removed certificate file %s", path)
         return True
+
+    # ------------------------------------------------------------------------ key references (KMS)
+    def reference_path(self, key_id: str) -> Path:
+        """Where the reference of a key held by a key service is kept: ``private/<key ID>.kms``."""
+        _check_key_id(key_id)
+        return self.private_dir / f"{key_id}{REFERENCE_EXTENSION}"
+
+    def add_reference(
+        self, uri: str, public_key: PublicKey, *, role: str, replace: bool = False
+    ) -> KeyReference:
+        """Keep a reference to the key service key *uri* (public key *public_key*) for signer *role*.
+
+        Storing the same reference again is a no-op rewrite; a reference of the same key with another URI
+        or role is replaced only with *replace* (:class:`KeyExistsError`). No passphrase is needed: the
+        file holds no secret.
+        """
+        ref = KeyReference(uri=uri, role=role, public_key=public_key.bare())
+        data = encode_reference(ref)
+        path = self.reference_path(ref.key_id)
+        with self._lock:
+            current = self._read_reference(path, ref.key_id) if os.path.lexists(path) else None
+            if current is not None and (current.uri, current.role) != (uri, role) and not replace:
+                raise KeyExistsError(
+                    f"key {_short(ref.key_id)} is already the {current.role} key at {current.uri}; "
+                    "replace it explicitly"
+                )
+            self._write(path, data)
+        log.debug("stored the reference of %s key %s (%s) in %s", role, _short(ref.key_id), uri, path)
+        return KeyReference(uri=uri, role=role, public_key=ref.public_key, path=path)
+
+    def reference(self, key_id: str) -> KeyReference | None:
+        """The reference kept for *key_id*, ``None`` when there is none (:class:`KeyFileError` if unreadable)."""
+        path = self.reference_path(key_id)
+        if not os.path.lexists(path):
+            return None
+        return self._read_reference(path, key_id)
+
+    def references(self) -> builtins.list[KeyReference]:
+        """Every reference in the store, sorted by role and key ID; unreadable files are skipped with a
+        warning (as :meth:`list` does for key files)."""
+        out = []
+        try:
+            entries = sorted(os.scandir(self.private_dir), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        for entry in entries:
+            key_id = entry.name[: -len(REFERENCE_EXTENSION)]
+            if not entry.name.endswith(REFERENCE_EXTENSION) or not _KEY_ID.match(key_id):
+                continue
+            try:
+                out.append(self._read_reference(Path(entry.path), key_id))
+            except KeystoreError as e:
+                log.warning("skipping unreadable key reference %s", e)
+        return sorted(out, key=lambda r: (r.role, r.key_id))
+
+    def find_references(self, role: str) -> builtins.list[KeyReference]:
+        """The references kept for signer *role*."""
+        return [r for r in self.references() if r.role == role]
+
+    def remove_reference(self, key_id: str) -> bool:
+        """Delete the reference of *key_id* (and its certificate chain when no key file shares it);
+        ``False`` when there was none."""
+        path = self.reference_path(key_id)
+        with self._lock:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            except OSError as e:
+                raise KeyStorageError(f"cannot remove {path}: {_os_reason(e)}") from None
+            if not any(self._paths(key_id)):
+                self.remove_certificate_chain(key_id)
+        log.debug("removed key reference %s", path)
+        return True
+
+    def _read_reference(self, path: Path, key_id: str) -> KeyReference:
+        data = read_regular_file(path, limit=MAX_REFERENCE_BYTES)
+        ref = decode_reference(data, what=str(path), key_id=key_id)
+        return KeyReference(uri=ref.uri, role=ref.role, public_key=ref.public_key, path=path)
 
     # ------------------------------------------------------------------------------------- import
     def import_key(
