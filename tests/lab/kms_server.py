@@ -21,7 +21,7 @@ Test knobs (environment variables naming files in the lab's work directory):
   algorithm, message length), so tests count KMS calls made by other processes;
 * ``NOTAR_LAB_KMS_FAULTS``: a JSON object ``{"Sign": ["ThrottlingException", ...], ...}``; each call of the
   action consumes the first entry and answers that error instead (``ThrottlingException`` 400,
-  ``KMSInternalException`` 500, ``AccessDeniedException`` 400);
+  ``KMSInternalException`` 500, ``AccessDeniedException`` 400), or goes through (``ok``);
 * ``NOTAR_LAB_KMS_KEYS``: a directory where every created asymmetric key's private key is written (PKCS#8
   DER, ``<key id>.der``), so tests can prove that no copy of it ends up anywhere on the host.
 
@@ -77,6 +77,8 @@ def _fault(action: str) -> None:
             return
         code = queue.pop(0)
         Path(path).write_text(json.dumps(plan), encoding="utf-8")
+    if code == "ok":  # this call goes through; a later one fails
+        return
     raise _Error(code, f"lab fault injected for {action}", _FAULT_STATUS.get(code, 400))
 
 

@@ -171,34 +171,53 @@ def list_keys(ctx: Context) -> None:
 
     CERTIFICATE shows whether a key has a certificate chain for Notation signatures
     (`notar cert generate` / `notar cert import`) and until when the chain is valid.
+
+    Signers whose key stays in AWS KMS (`notar signer add NAME IMAGE --key awskms:///...`)
+    follow in a second table with the KMS key they sign with; nothing of such a key but
+    its public half and its reference (private/<key ID>.kms) is on disk. In -o json they
+    are entries with a "kms" member (the key URI).
     """
     keystore = ctx.keystore()
     infos = sorted(keystore.list(), key=lambda i: (i.role or "", i.gun or "", i.key_id))
+    references = keystore.references()
     now = datetime.now(UTC)
     certs = {i.key_id: _certificate(keystore, i.key_id, now) for i in infos}
+    certs.update({r.key_id: _certificate(keystore, r.key_id, now) for r in references})
     if ctx.output == "json":
-        click.echo(
-            json.dumps(
-                [
-                    {"key_id": i.key_id, "role": i.role, "gun": i.gun, "certificate": certs[i.key_id]}
-                    for i in infos
-                ],
-                indent=2,
-            )
-        )
+        entries: list[dict[str, Any]] = [
+            {"key_id": i.key_id, "role": i.role, "gun": i.gun, "certificate": certs[i.key_id]} for i in infos
+        ]
+        entries += [
+            {"key_id": r.key_id, "role": r.role, "gun": None, "certificate": certs[r.key_id], "kms": r.uri}
+            for r in references
+        ]
+        click.echo(json.dumps(entries, indent=2))
         return
-    if not infos:
+    if not infos and not references:
         click.echo("No signing keys found.", err=True)
         return
-    width = max(len(i.role or "") for i in infos) + 3
-    click.echo("ROLE".ljust(width) + "GUN".ljust(40) + "KEY ID".ljust(66) + "CERTIFICATE")
-    for i in infos:
-        click.echo(
-            (i.role or "").ljust(width)
-            + (i.gun or "").ljust(40)
-            + i.key_id.ljust(66)
-            + _certificate_column(certs[i.key_id])
-        )
+    if infos:
+        width = max(len(i.role or "") for i in infos) + 3
+        click.echo("ROLE".ljust(width) + "GUN".ljust(40) + "KEY ID".ljust(66) + "CERTIFICATE")
+        for i in infos:
+            click.echo(
+                (i.role or "").ljust(width)
+                + (i.gun or "").ljust(40)
+                + i.key_id.ljust(66)
+                + _certificate_column(certs[i.key_id])
+            )
+    if references:
+        if infos:
+            click.echo()
+        width = max(len("KMS SIGNER"), *(len(r.role) for r in references)) + 3
+        click.echo("KMS SIGNER".ljust(width) + "KEY ID".ljust(66) + "CERTIFICATE".ljust(20) + "KMS KEY")
+        for r in references:
+            click.echo(
+                r.role.ljust(width)
+                + r.key_id.ljust(66)
+                + _certificate_column(certs[r.key_id]).ljust(20)
+                + r.uri
+            )
 
 
 @key.command("rotate")

@@ -30,37 +30,109 @@ def signer() -> None:
     "keys",
     multiple=True,
     required=True,
-    type=click.Path(dir_okay=False, exists=True),
-    help="Public key (PUBLIC KEY or CERTIFICATE PEM) of the signer. Repeatable.",
+    metavar="FILE|awskms:///KEY",
+    help="The signer's public key: a PUBLIC KEY or CERTIFICATE PEM file, or an AWS KMS key "
+    "(awskms:///alias/NAME, awskms:///<key id or ARN>, awskms://ENDPOINT/...; ECC_NIST_P256). Repeatable.",
 )
 @trust_options
 def signer_add(ctx: Context, name: str, images: tuple[str, ...], keys: tuple[str, ...]) -> None:
     """Add signer NAME to each repository (creating its trust data on first use, as docker does):
-    the keys go into delegation targets/NAME and into targets/releases."""
+    the keys go into delegation targets/NAME and into targets/releases.
+
+    \b
+    A key that never leaves AWS KMS:
+      notar signer add ci registry.example.com/team/app --key awskms:///alias/release-signer
+      notar sign registry.example.com/team/app:1.4.2      # signs through KMS
+    The public key comes from KMS (GetPublicKey; the key ID is computed as for any ECDSA
+    key) and the reference is kept in the trust directory (private/<key ID>.kms, no secret
+    in it), so `notar sign` finds the signer's key as it finds a key file and asks KMS to
+    sign (MessageType=DIGEST, one Sign call per signed role). Docker and notary verify only
+    ECC_NIST_P256 keys: other key specs are refused here. Region and credentials come from
+    the standard AWS chain (AWS_REGION, AWS_PROFILE, role...); the endpoint from the URI or
+    AWS_ENDPOINT_URL_KMS. IAM: kms:GetPublicKey here, kms:Sign when signing.
+    """
     _check_name(name)
-    publics = []
-    for path in keys:
+    publics: list[PublicKey] = []
+    kms_keys: dict[str, tuple[str, PublicKey]] = {}  # key ID -> (URI, public key)
+    for value in keys:
+        if _is_kms(value):
+            uri, public = _kms_public_key(value)
+            kms_keys[public.key_id] = (uri, public)
+            publics.append(public)
+            continue
+        path = Path(value)
+        if not path.is_file():
+            raise click.BadParameter(f"{value}: no such file (or an awskms:/// key)", param_hint="--key")
         try:
-            publics.append(PublicKey.from_pem(Path(path).read_bytes()))
+            publics.append(PublicKey.from_pem(path.read_bytes()))
         except CryptoError as e:
-            raise click.BadParameter(f"{path}: {e}", param_hint="--key") from e
+            raise click.BadParameter(f"{value}: {e}", param_hint="--key") from e
+    new_references = _keep_kms_references(ctx, name, kms_keys)
     results = []
-    for image in images:
-        ref = ctx.parse(image)
-        created = ctx.repository(ref).add_signer(name, publics)
-        if created:
-            click.echo(f"Initialized trust data for {ref.name}", err=True)
-        click.echo(f"Added signer {name} to {ref.name}", err=True)
-        results.append(
-            {
+    try:
+        for image in images:
+            ref = ctx.parse(image)
+            created = ctx.repository(ref).add_signer(name, publics)
+            if created:
+                click.echo(f"Initialized trust data for {ref.name}", err=True)
+            click.echo(f"Added signer {name} to {ref.name}", err=True)
+            result: dict[str, object] = {
                 "repository": ref.name,
                 "signer": name,
                 "initialized": created,
                 "keys": [k.key_id for k in publics],
             }
+            if kms_keys:
+                result["kms_keys"] = {kid: uri for kid, (uri, _public) in kms_keys.items()}
+            results.append(result)
+    finally:
+        if not results:  # nothing was added anywhere: do not leave new references behind
+            keystore = ctx.keystore()
+            for key_id in new_references:
+                keystore.remove_reference(key_id)
+    for key_id, (uri, _public) in kms_keys.items():
+        click.echo(
+            f"{name}'s key {key_id[:7]} stays in AWS KMS ({uri}); notar sign signs through it", err=True
         )
     if ctx.output == "json":
         click.echo(json.dumps(results, indent=2))
+
+
+def _is_kms(value: str) -> bool:
+    from notar.kms import is_key_uri
+
+    return is_key_uri(value)
+
+
+def _kms_public_key(value: str) -> tuple[str, PublicKey]:
+    """The KMS key's URI and public key (one GetPublicKey call); Notary v1 needs ECC_NIST_P256."""
+    from notar.kms import KeyURIError, KmsKeySpecError, KmsKeyUsageError, KmsSigner
+
+    try:
+        kms_signer = KmsSigner.open(value)
+        kms_signer.check_notary_v1()
+    except (KeyURIError, KmsKeySpecError, KmsKeyUsageError) as e:
+        raise click.BadParameter(str(e), param_hint="--key") from None
+    return str(kms_signer.uri), kms_signer.public_key
+
+
+def _keep_kms_references(ctx: Context, name: str, kms_keys: dict[str, tuple[str, PublicKey]]) -> list[str]:
+    """Store a reference for each KMS key of signer *name* (private/<key ID>.kms); the IDs stored anew."""
+    if not kms_keys:
+        return []
+    from notar.keystore import KeyExistsError
+
+    keystore = ctx.keystore()
+    stored = []
+    for key_id, (uri, public) in kms_keys.items():
+        existed = keystore.reference(key_id) is not None
+        try:
+            keystore.add_reference(uri, public, role=name)
+        except KeyExistsError as e:
+            raise click.BadParameter(str(e), param_hint="--key") from None
+        if not existed:
+            stored.append(key_id)
+    return stored
 
 
 @signer.command("remove")
