@@ -244,6 +244,29 @@ def test_a_5xx_about_the_shared_tag_is_ridden_out_but_an_unreachable_registry_is
     assert len(slept) == 3  # no retry for a connection that cannot be made
 
 
+def test_an_entry_lost_then_merged_back_by_another_writer_is_trusted_only_after_a_settle_time() -> None:
+    fake, image = FakeRegistry(), make_image("lost and found\n")
+    tag = referrers_tag(image.manifest.digest)
+    theirs = {"mediaType": MEDIA_TYPE_OCI_MANIFEST, "digest": sha256(b"theirs"), "size": 6}
+    with fake.client() as client:
+        push_image(client, REPO, image)
+        data, blobs = artifact(image, b"ours")
+        ours = {"mediaType": MEDIA_TYPE_OCI_MANIFEST, "digest": sha256(data), "size": len(data)}
+        script = [[theirs], [theirs, ours], None]  # settle: a stale write; backoff: a writer merges ours back
+        slept: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            entries = script.pop(0)
+            if entries is not None:
+                body = {"schemaVersion": 2, "mediaType": MEDIA_TYPE_OCI_INDEX, "manifests": entries}
+                fake.add_manifest(REPO, tag, json.dumps(body).encode(), MEDIA_TYPE_OCI_INDEX)
+
+        added = add_referrer(client, REPO, data, blobs=blobs, retry=RetryPolicy(sleep=sleep))
+    assert added.index is not None and added.index.writes == 1  # ours came back without our rewrite
+    assert len(slept) == 3 and not script  # ... and was confirmed one settle time later
+
+
 def test_an_entry_overwritten_every_time_gives_up_after_max_writes() -> None:
     fake, image = FakeRegistry(), make_image("always lost\n")
     tag = referrers_tag(image.manifest.digest)

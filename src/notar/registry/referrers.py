@@ -378,7 +378,9 @@ def update_tagged_manifest(
                 )
             log.debug("%s:%s: write %d was lost, merging again", repo, tag, writes)
             retry.sleep(retry.backoff_after(writes))
-            backed_off = True
+            # seen missing: if a later read finds it back (another writer merged it in), wait a settle time
+            # after that write too before trusting it
+            settled, backed_off = False, True
             continue
         for digest, blob in update.blobs.items():
             client.push_blob(repo, digest, blob, len(blob))
