@@ -164,8 +164,7 @@ def test_same_public_key(keys: dict[str, PrivateKey]) -> None:
 def test_notary_lists_the_same_keys_with_chains_beside_them(tmp_path: Path) -> None:
     """notary 0.7 reads every ``*.key`` in private/ and nothing else: a ``.crt`` beside changes nothing."""
     notary = shutil.which("notary")
-    if notary is None:
-        pytest.skip("notary CLI not installed (scripts/install-peers.sh)")
+    assert notary is not None, "notary CLI not installed (scripts/install-peers.sh)"
     ks = store(tmp_path)
     key = PrivateKey.generate("ecdsa")
     ks.add(key, role="targets/alice")
