@@ -22,7 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from notar.cli._common import Context, trust_options
 from notar.cli.keys import BadInput, _check_name
+from notar.crypto import DigestSigner
 from notar.keystore import (
+    REFERENCE_EXTENSION,
     CertificateFileError,
     CertificateInfo,
     FileKeyStore,
@@ -82,8 +84,11 @@ def _short(key_id: str) -> str:
 
 
 def _signer_key(ks: FileKeyStore, name: str, key_id: str | None) -> KeyInfo:
-    """The one key stored as signer NAME (``--key-id`` picks among several, by ID or unique prefix)."""
-    found = ks.find(name)
+    """The one key stored as signer NAME (``--key-id`` picks among several, by ID or unique prefix): a key
+    file, or the reference of a key that stays in AWS KMS (its ``path`` ends in ``.kms``)."""
+    found = ks.find(name) + [
+        KeyInfo(r.key_id, r.role, None, r.path or Path()) for r in ks.find_references(name)
+    ]
     if key_id:
         found = [i for i in found if i.key_id.startswith(key_id.lower())]
         if not found:
@@ -93,12 +98,43 @@ def _signer_key(ks: FileKeyStore, name: str, key_id: str | None) -> KeyInfo:
     if not found:
         raise BadInput(
             f"no key for signer {name} in {ks.private_dir}: make one with `notar key generate {name}`"
-            f" or `notar key load --name {name}`"
+            f" or `notar key load --name {name}`, or give an AWS KMS key with --key awskms:///..."
         )
     if len(found) > 1:
         ids = ", ".join(_short(i.key_id) for i in found)
         raise BadInput(f"signer {name} has {len(found)} keys ({ids}): choose one with --key-id")
     return found[0]
+
+
+def _is_reference(info: KeyInfo) -> bool:
+    return info.path.suffix == REFERENCE_EXTENSION
+
+
+def _kms_signer(ks: FileKeyStore, info: KeyInfo) -> DigestSigner:
+    """The signer of a KMS-backed key from its stored reference (no KMS call until it signs)."""
+    from notar.kms import KmsSigner
+
+    ref = ks.reference(info.key_id)
+    assert ref is not None
+    return KmsSigner(ref.uri, ref.public_key)
+
+
+def _kms_key(ks: FileKeyStore, name: str, uri: str) -> tuple[KeyInfo, bool]:
+    """``--key awskms:///...``: the KMS key's public key (GetPublicKey), kept as signer NAME's reference;
+    True when the reference is new."""
+    from notar.kms import KeyURIError, KmsKeySpecError, KmsKeyUsageError, KmsSigner
+
+    try:
+        kms_signer = KmsSigner.open(uri)
+    except (KeyURIError, KmsKeySpecError, KmsKeyUsageError) as e:
+        raise BadInput(f"--key: {e}") from None
+    current = ks.reference(kms_signer.key_id)
+    if current is not None and current.role != name:
+        raise BadInput(
+            f"--key: {uri} is already the key of signer {current.role} ({current.path}); one KMS key, one signer"
+        )
+    ref = ks.add_reference(str(kms_signer.uri), kms_signer.public_key, role=name, replace=True)
+    return KeyInfo(ref.key_id, name, None, ref.path or Path()), current is None
 
 
 def _existing(ks: FileKeyStore, info: KeyInfo, force: bool) -> None:
@@ -278,6 +314,13 @@ def _report(
 )
 @click.option("--key-id", help="Which key of NAME, when it has several (an ID prefix, see `notar key list`).")
 @click.option(
+    "--key",
+    "kms_key",
+    metavar="awskms:///KEY",
+    help="Certify this AWS KMS key (ECC_NIST_P256/P384/P521 or RSA_2048/3072/4096) and keep it as signer "
+    "NAME's key: a self-signed certificate is signed by KMS (one Sign call).",
+)
+@click.option(
     "--force", is_flag=True, help="Replace an existing certificate of the key and an existing --out file."
 )
 @trust_options
@@ -290,6 +333,7 @@ def generate(
     ca_cert: str | None,
     ca_key: str | None,
     key_id: str | None,
+    kms_key: str | None,
     force: bool,
 ) -> None:
     """Make a code-signing certificate for signer NAME's existing key (for Notation signatures).
@@ -314,10 +358,20 @@ def generate(
     "x509.subject: C=US, ST=WA, O=Acme" needs C, ST and O in --subject.
 
     \b
-    Exit codes: 0 done; 1 the key could not be unlocked; 2 bad input (the message names
-    the file or the rule).
+    A key that stays in AWS KMS (no key file; nothing secret on disk):
+      notar cert generate ci --key awskms:///alias/release-signer --subject "C=US,ST=WA,O=Acme,CN=ci"
+    The public key comes from KMS (GetPublicKey), the certificate is signed through KMS
+    (Sign, MessageType=DIGEST) or by --ca-key, and the key is kept as signer NAME's
+    (private/<key ID>.kms beside private/<key ID>.crt); later `notar cert generate ci`
+    finds it without --key. Region and credentials: the standard AWS chain.
+
+    \b
+    Exit codes: 0 done; 1 the key could not be unlocked or KMS failed; 2 bad input (the
+    message names the file or the rule).
     """
     _signer_name(name)
+    if kms_key is not None and key_id is not None:
+        raise BadInput("--key and --key-id exclude each other (--key names the key itself)")
     if (ca_cert is None) != (ca_key is None):
         raise BadInput("--ca-cert and --ca-key go together (the CA's certificate chain and its private key)")
     try:
@@ -328,38 +382,89 @@ def generate(
     if os.path.lexists(out_path) and not force:
         raise BadInput(f"--out: {out_path} exists: --force replaces it")
     ks = ctx.keystore()
-    info = _signer_key(ks, name, key_id)
-    _existing(ks, info, force)
-    ca_chain = _read_chain(ca_cert, option="--ca-cert") if ca_cert is not None else None
-    issuer_key = _load_ca_key(ca_key) if ca_key is not None else None
-    private, _role = ks.get(info.key_id)
-    key = private.crypto
-    now = _now()
+    if kms_key is not None:
+        _existing_for_uri(ks, kms_key, force)
+        info, new_reference = _kms_key(ks, name, kms_key)
+    else:
+        info, new_reference = _signer_key(ks, name, key_id), False
     try:
-        if ca_chain is None or issuer_key is None:
-            if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-                raise CertificateRequestError(
-                    f"{private.keytype} keys cannot sign Notation signatures (RSA 2048/3072/4096 or EC"
-                    f" P-256/P-384/P-521): make an ecdsa key with `notar key generate`"
-                )
-            chain = self_signed_signing_certificate(key, subject=name_, now=now, days=days)
-        else:
-            chain = issue_signing_certificate(
-                key.public_key(), subject=name_, now=now, days=days, ca_chain=ca_chain, ca_key=issuer_key
-            )
-    except CertificateRequestError as e:
-        raise BadInput(str(e)) from None
-    created = _write_out(out_path, encode_certificate_chain(chain), force=force)
-    try:
-        ks.add_certificate_chain(info.key_id, chain, replace=force)
+        _existing(ks, info, force)
+        ca_chain = _read_chain(ca_cert, option="--ca-cert") if ca_cert is not None else None
+        issuer_key = _load_ca_key(ca_key) if ca_key is not None else None
+        now = _now()
+        try:
+            if _is_reference(info):
+                chain = _kms_certificate(ks, info, name_, now, days, ca_chain, issuer_key)
+            else:
+                private, _role = ks.get(info.key_id)
+                key = private.crypto
+                if ca_chain is None or issuer_key is None:
+                    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+                        raise CertificateRequestError(
+                            f"{private.keytype} keys cannot sign Notation signatures (RSA 2048/3072/4096 or EC"
+                            f" P-256/P-384/P-521): make an ecdsa key with `notar key generate`"
+                        )
+                    chain = self_signed_signing_certificate(key, subject=name_, now=now, days=days)
+                else:
+                    chain = issue_signing_certificate(
+                        key.public_key(),
+                        subject=name_,
+                        now=now,
+                        days=days,
+                        ca_chain=ca_chain,
+                        ca_key=issuer_key,
+                    )
+        except CertificateRequestError as e:
+            raise BadInput(str(e)) from None
+        created = _write_out(out_path, encode_certificate_chain(chain), force=force)
+        try:
+            ks.add_certificate_chain(info.key_id, chain, replace=force)
+        except BaseException:
+            if created:
+                with contextlib.suppress(OSError):
+                    out_path.unlink()
+            raise
     except BaseException:
-        if created:
-            with contextlib.suppress(OSError):
-                out_path.unlink()
+        if new_reference:  # the KMS key became NAME's only for this certificate: not without it
+            ks.remove_reference(info.key_id)
         raise
     stored = ks.certificate_info(info.key_id)
     assert stored is not None
     _report(ctx, "Generated", name, info, stored, out_path)
+
+
+def _existing_for_uri(ks: FileKeyStore, uri: str, force: bool) -> None:
+    """``--key`` for a KMS key that already has a certificate: refused without --force, before KMS is asked
+    to sign (the reference of a known URI names its key ID without a call)."""
+    for ref in ks.references():
+        if ref.uri == uri:
+            _existing(ks, KeyInfo(ref.key_id, ref.role, None, ref.path or Path()), force)
+
+
+def _kms_certificate(
+    ks: FileKeyStore,
+    info: KeyInfo,
+    subject: x509.Name,
+    now: datetime,
+    days: int,
+    ca_chain: tuple[x509.Certificate, ...] | None,
+    issuer_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None,
+) -> tuple[x509.Certificate, ...]:
+    """The chain for a KMS-backed key: self-signed through KMS (the TBSCertificate's digest signed with
+    MessageType=DIGEST), or issued by the CA for the KMS public key (no KMS call)."""
+    kms_signer = _kms_signer(ks, info)
+    if ca_chain is None or issuer_key is None:
+        from notar.kms.certificates import self_signed_signing_certificate as kms_self_signed
+
+        return kms_self_signed(kms_signer, subject=subject, now=now, days=days)
+    return issue_signing_certificate(
+        kms_signer.public_key.to_crypto(),
+        subject=subject,
+        now=now,
+        days=days,
+        ca_chain=ca_chain,
+        ca_key=issuer_key,
+    )
 
 
 @cert.command("import")
@@ -393,9 +498,14 @@ def import_chain(ctx: Context, name: str, chain_file: str, key_id: str | None, f
     ks = ctx.keystore()
     info = _signer_key(ks, name, key_id)
     _existing(ks, info, force)
-    private, _role = ks.get(info.key_id)
-    if not same_public_key(chain[0], private.public_key):
-        later = next((i for i, c in enumerate(chain[1:], 1) if same_public_key(c, private.public_key)), None)
+    if _is_reference(info):  # a KMS key: its public key is in the reference, nothing to unlock
+        ref = ks.reference(info.key_id)
+        assert ref is not None
+        public = ref.public_key
+    else:
+        public = ks.get(info.key_id)[0].public_key
+    if not same_public_key(chain[0], public):
+        later = next((i for i, c in enumerate(chain[1:], 1) if same_public_key(c, public)), None)
         if later is not None:
             raise BadInput(
                 f"{chain_file}: the certificate for the key is number {later + 1}; it must come first"
@@ -406,7 +516,7 @@ def import_chain(ctx: Context, name: str, chain_file: str, key_id: str | None, f
         )
     if algorithm_for_key(chain[0].public_key()) is None:
         raise BadInput(
-            f"{chain_file}: {private.keytype} keys cannot sign Notation signatures"
+            f"{chain_file}: {public.keytype} keys cannot sign Notation signatures"
             " (RSA 2048/3072/4096 or EC P-256/P-384/P-521)"
         )
     problems = signing_chain_problems(chain)
