@@ -81,9 +81,11 @@ _clients: dict[tuple[str | None, str | None], KmsClient] = {}
 _clients_lock = threading.Lock()
 
 
-def client_for(uri: KeyURI) -> KmsClient:
-    """The (cached, thread-safe) boto3 KMS client for *uri*'s endpoint and region."""
-    key = (uri.endpoint_url, uri.region)
+def client_for(uri: KeyURI, *, region: str | None = None) -> KmsClient:
+    """The (cached, thread-safe) boto3 KMS client for *uri*'s endpoint and region: the key ARN's region,
+    else *region*, else boto3's (``AWS_REGION``, ``AWS_DEFAULT_REGION``, the profile)."""
+    region = uri.region or region
+    key = (uri.endpoint_url, region)
     with _clients_lock:
         cached = _clients.get(key)
         if cached is not None:
@@ -99,7 +101,7 @@ def client_for(uri: KeyURI) -> KmsClient:
         )
         try:
             client: KmsClient = boto3.session.Session().client(
-                "kms", region_name=uri.region, endpoint_url=uri.endpoint_url, config=config
+                "kms", region_name=region, endpoint_url=uri.endpoint_url, config=config
             )
         except NoRegionError:
             raise KmsError(

@@ -18,6 +18,11 @@ Order (each step timed in :attr:`ReleaseResult.phases`, seconds):
 The key never touches the file system: the repository's ``keys`` store is a :class:`FileKeyStore` on the
 trust directory whose passphrase source always refuses, and signing uses :class:`MemoryKeys` only. The
 buffers holding the secrets are overwritten when the task ends, whatever happens.
+
+A task with ``key: awskms:///...`` has no key to fetch or decrypt: ``secrets`` and ``decrypt`` are replaced
+by ``key``, one ``GetPublicKey`` call (the key must be ``ECC_NIST_P256``, what docker verifies), and the
+``sign`` phase asks KMS to sign each changed role (``MessageType=DIGEST``). Every role is signed before
+anything is published, so a KMS failure part-way publishes nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from notar.client import (
     Updater,
 )
 from notar.client.updater import RELEASES
-from notar.crypto import PrivateKey
+from notar.crypto import PrivateKey, Signer
 from notar.errors import NotarError
 from notar.keystore import CallbackPassphrases, FileKeyStore, WrongPassphraseError, decode_private_key
 from notar.registry import (
@@ -58,7 +63,7 @@ from notar.tuf import FileMeta, TrustPinning, roles
 
 __all__ = ["PHASES", "ReleaseError", "ReleaseOptions", "ReleaseResult", "release", "run_tasks"]
 
-PHASES = ("secrets", "decrypt", "check", "push", "sign", "publish", "tag", "verify")
+PHASES = ("secrets", "decrypt", "key", "check", "push", "sign", "publish", "tag", "verify")
 
 Progress = Callable[[ReleaseTask, str, str], None]
 """progress(task, phase, message): called when a phase starts ("start") and ends ("done")."""
@@ -83,6 +88,7 @@ class ReleaseOptions:
     insecure_registries: tuple[str, ...] = ()
     root_key_ids: tuple[str, ...] = ()
     secrets: Callable[[str], SecretsManager] = SecretsManager
+    kms_signer: Callable[[ReleaseTask], Signer] = field(default=lambda task: kms_signer(task))
 
 
 @dataclass
@@ -174,8 +180,15 @@ def decrypt_key(key: SecretBytes, passphrase: SecretBytes) -> PrivateKey:
     return decoded.key
 
 
-def check_signer(trusted: TrustedRepo, gun: str, signer: str, key: PrivateKey, key_secret: str) -> str:
-    """The key ID under which *signer* lists *key* in *gun*; raises if it cannot sign releases."""
+def check_signer(
+    trusted: TrustedRepo, gun: str, signer: str, key: Signer, key_secret: str, *, key_label: str | None = None
+) -> str:
+    """The key ID under which *signer* lists *key* in *gun*; raises if it cannot sign releases.
+
+    *key_label* names where the key is, for messages (default: ``the key in secret <key_secret>``).
+    """
+    key_id = key.public_key.key_id
+    label = key_label or f"the key in secret {key_secret!r}"
     top = trusted.targets[roles.TARGETS].signed
     role = f"targets/{signer}"
     entry = top.delegations.role(role)
@@ -188,18 +201,18 @@ def check_signer(trusted: TrustedRepo, gun: str, signer: str, key: PrivateKey, k
 
     def ours(kid: str) -> bool:
         pub = top.delegations.keys.get(kid)
-        return kid == key.key_id or (pub is not None and pub.canonical_key_id == key.key_id)
+        return kid == key_id or (pub is not None and pub.canonical_key_id == key_id)
 
     listed = [kid for kid in entry.keyids if ours(kid)]
     if not listed:
         raise ReleaseError(
-            f"the key in secret {key_secret!r} (key ID {key.key_id[:12]}) is not a key of signer {signer} "
+            f"{label} (key ID {key_id[:12]}) is not a key of signer {signer} "
             f"in {gun} (its keys: {', '.join(k[:12] for k in entry.keyids) or 'none'})"
         )
     releases = top.delegations.role(RELEASES)
     if releases is None or not any(ours(kid) for kid in releases.keyids):
         raise ReleaseError(
-            f"the key of signer {signer} (key ID {key.key_id[:12]}) is not in {RELEASES} of {gun}: "
+            f"the key of signer {signer} (key ID {key_id[:12]}) is not in {RELEASES} of {gun}: "
             "docker would not trust the signature. Re-add the signer with `notar signer add`"
         )
     return listed[0]
@@ -264,18 +277,16 @@ def _release(
     url = options.server_url(ref)
     result.trust_server = url
 
-    with _phase(result, "secrets", progress):
-        secrets = options.secrets(task.region)
-        held.append(secrets.get(task.key_secret_name))
-        held.append(secrets.get(task.passphrase_secret_name))
-    key_secret, pass_secret = held
-
-    with _phase(result, "decrypt", progress):
-        key = decrypt_key(key_secret, pass_secret)
+    key: Signer
+    if task.key:
+        with _phase(result, "key", progress):
+            key = options.kms_signer(task)
         signing.add(key, task.signer_name)
-    key_secret.wipe()
-    pass_secret.wipe()
-    del key_secret, pass_secret
+        key_label = f"the KMS key {task.key}"
+    else:
+        key = _secrets_key(task, options, progress, result, held)
+        signing.add(key, task.signer_name)
+        key_label = None
 
     pinning = TrustPinning(certs={ref.name: list(options.root_key_ids)}) if options.root_key_ids else None
     server = _TimedServer(url, verify=options.tls_verify(url))
@@ -293,7 +304,9 @@ def _release(
                     f"{ref.name} has no trust data on {url}: initialise it and add the signer first "
                     f"(notar signer add {task.signer_name} {ref.name} --key {task.signer_name}.pub)"
                 ) from e
-            result.key_id = check_signer(trusted, ref.name, task.signer_name, key, task.key_secret_name)
+            result.key_id = check_signer(
+                trusted, ref.name, task.signer_name, key, task.key_secret_name, key_label=key_label
+            )
         del key
 
         with RegistryClient(
@@ -355,6 +368,42 @@ def _release(
         result.ok = True
     finally:
         server.close()
+
+
+def _secrets_key(
+    task: ReleaseTask,
+    options: ReleaseOptions,
+    progress: Progress | None,
+    result: ReleaseResult,
+    held: list[SecretBytes],
+) -> PrivateKey:
+    """The ``secrets`` and ``decrypt`` phases: the encrypted key and its passphrase from Secrets Manager,
+    decrypted in memory; the buffers are wiped as soon as the key is out (and by :func:`release` anyway)."""
+    with _phase(result, "secrets", progress):
+        secrets = options.secrets(task.region)
+        held.append(secrets.get(task.key_secret_name))
+        held.append(secrets.get(task.passphrase_secret_name))
+    key_secret, pass_secret = held
+    with _phase(result, "decrypt", progress):
+        key = decrypt_key(key_secret, pass_secret)
+    key_secret.wipe()
+    pass_secret.wipe()
+    return key
+
+
+def kms_signer(task: ReleaseTask) -> Signer:
+    """The ``key`` phase of a KMS task: the key's public key (one ``GetPublicKey``), which must be
+    ``ECC_NIST_P256`` (Notary v1); the region is the key ARN's, else the task's, else boto3's."""
+    from notar.kms import KmsError, KmsSigner, client_for, parse_key_uri
+
+    assert task.key is not None
+    try:
+        uri = parse_key_uri(task.key)
+        signer = KmsSigner.open(uri, client=client_for(uri, region=task.region or None))
+        signer.check_notary_v1()
+    except KmsError as e:
+        raise ReleaseError(str(e)) from None
+    return signer
 
 
 def _push_by_digest(registry: RegistryClient, ref: Reference, src: Path) -> ManifestBlob:

@@ -13,6 +13,16 @@ A task file is YAML with one top-level key, ``tasks``, holding a list of task ma
 Every task carries exactly those keys (``src`` is the only optional one). Everything is checked before
 anything is fetched or pushed: unknown, missing and mistyped keys, the image reference, the signer name
 and that ``src`` exists; each error names the file and the line (from ``yaml.compose`` node marks).
+
+A signer whose key never leaves AWS KMS is released with ``key`` instead of the two secrets::
+
+    tasks:
+      - image: registry.example.com/team/app:1.4.2
+        signer_name: ci
+        key: awskms:///alias/release-signer   # awskms://[ENDPOINT]/{key id | key ARN | alias/NAME | alias ARN}
+        region: eu-west-1                     # optional: the key ARN's region, else AWS_REGION & co.
+
+(``key`` and the secret names exclude each other.)
 """
 
 from __future__ import annotations
@@ -41,7 +51,9 @@ __all__ = [
 
 REQUIRED: Final = ("image", "signer_name", "key_secret_name", "passphrase_secret_name", "region")
 OPTIONAL: Final = ("src",)
-FIELDS: Final = REQUIRED + OPTIONAL
+KMS_REQUIRED: Final = ("image", "signer_name", "key")  # the KMS form: `key` instead of the secrets
+KMS_OPTIONAL: Final = ("src", "region")
+FIELDS: Final = REQUIRED + OPTIONAL + ("key",)
 
 _SIGNER = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
 # Secrets Manager names: 1-512 of ASCII letters, digits and /_+=.@- (an ARN is accepted too).
@@ -67,6 +79,7 @@ class ReleaseTask:
     region: str
     src: Path | None = None
     where: str = "<flags>"  # file:line of the task, for messages
+    key: str | None = None  # awskms:///... (then key_secret_name/passphrase_secret_name are "")
 
     @property
     def reference(self) -> Reference:
@@ -75,7 +88,7 @@ class ReleaseTask:
 
 def check_value(name: str, value: str) -> str | None:
     """Why *value* is not acceptable for task field *name* (``image``, ``signer_name``,
-    ``key_secret_name``, ``passphrase_secret_name``, ``region``), or None."""
+    ``key_secret_name``, ``passphrase_secret_name``, ``region``, ``key``), or None."""
     if not value or value != value.strip():
         return "must be a non-empty string without surrounding spaces"
     if name == "image":
@@ -96,12 +109,53 @@ def check_value(name: str, value: str) -> str | None:
             return f"{value!r} is not a Secrets Manager secret name or ARN"
     elif name == "region" and not _REGION.match(value):
         return f"{value!r} is not an AWS region name (like eu-west-1)"
+    elif name == "key":
+        return _key_uri_problem(value)
     return None
+
+
+def _key_uri_problem(value: str) -> str | None:
+    """Why *value* is not an ``awskms://`` key reference, or None."""
+    from notar.kms import KeyURIError, parse_key_uri
+
+    try:
+        parse_key_uri(value)
+    except KeyURIError as e:
+        return str(e)
+    return None
+
+
+def _missing(values: dict[str, str]) -> tuple[list[str], str | None]:
+    """The keys a task with *values* lacks, and why its keys conflict (``key`` vs the secret names)."""
+    if "key" in values:
+        both = [k for k in ("key_secret_name", "passphrase_secret_name") if k in values]
+        if both:
+            return (
+                [],
+                f"key (an AWS KMS key) and {' / '.join(both)} (a key in Secrets Manager) exclude each other",
+            )
+        return [k for k in KMS_REQUIRED if k not in values], None
+    return [k for k in REQUIRED if k not in values], None
+
+
+def _task(values: dict[str, str], src: Path | None, where: str) -> ReleaseTask:
+    return ReleaseTask(
+        image=values["image"],
+        signer_name=values["signer_name"],
+        key_secret_name=values.get("key_secret_name", ""),
+        passphrase_secret_name=values.get("passphrase_secret_name", ""),
+        region=values.get("region", ""),
+        src=src,
+        where=where,
+        key=values.get("key"),
+    )
 
 
 def make_task(values: dict[str, str], *, where: str = "<flags>", base: Path | None = None) -> ReleaseTask:
     """A task from already-typed values (the command-line flags); raises :class:`TaskError`."""
-    missing = [k for k in REQUIRED if not values.get(k)]
+    missing, conflict = _missing({k: v for k, v in values.items() if v})
+    if conflict:
+        raise TaskError(f"{where}: {conflict}")
     if missing:
         raise TaskError(f"{where}: missing {', '.join(missing)}")
     for name, value in values.items():
@@ -113,15 +167,7 @@ def make_task(values: dict[str, str], *, where: str = "<flags>", base: Path | No
         if why:
             raise TaskError(f"{where}: {name}: {why}")
     src = _src_path(values.get("src"), where, base)
-    return ReleaseTask(
-        image=values["image"],
-        signer_name=values["signer_name"],
-        key_secret_name=values["key_secret_name"],
-        passphrase_secret_name=values["passphrase_secret_name"],
-        region=values["region"],
-        src=src,
-        where=where,
-    )
+    return _task(values, src, where)
 
 
 def _src_path(value: str | None, where: str, base: Path | None) -> Path | None:
@@ -255,17 +301,11 @@ def _task_from_node(path: Path, node: yaml.Node) -> ReleaseTask:
             if why:
                 raise TaskError(f"{path}:{_line(value)}: {name}: {why}")
         values[name] = value.value
-    missing = [k for k in REQUIRED if k not in values]
+    missing, conflict = _missing(values)
+    if conflict:
+        raise TaskError(f"{where}: {conflict}")
     if missing:
         raise TaskError(f"{where}: task is missing {', '.join(missing)}")
     src_line = next((f"{path}:{_line(v)}" for k, v in node.value if k.value == "src"), where)
     src = _src_path(values.get("src"), src_line, path.parent)
-    return ReleaseTask(
-        image=values["image"],
-        signer_name=values["signer_name"],
-        key_secret_name=values["key_secret_name"],
-        passphrase_secret_name=values["passphrase_secret_name"],
-        region=values["region"],
-        src=src,
-        where=where,
-    )
+    return _task(values, src, where)
