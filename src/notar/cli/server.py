@@ -73,6 +73,21 @@ def _database_options(fn: click.decorators.FC) -> click.decorators.FC:
     help="Algorithm of new timestamp/snapshot keys.",
 )
 @click.option(
+    "--timestamp-key",
+    envvar="NOTAR_SERVER_TIMESTAMP_KEY",
+    metavar="awskms:///KEY",
+    help="Sign every repository's timestamps with this AWS KMS key (ECC_NIST_P256) instead of a key in the "
+    "database: a copy of the database and its passphrase cannot mint timestamps. One kms:Sign per publish "
+    "and per expired timestamp re-signed; existing repositories move to it when their timestamp key is "
+    "rotated (notar key rotate IMAGE timestamp -r).",
+)
+@click.option(
+    "--snapshot-key",
+    envvar="NOTAR_SERVER_SNAPSHOT_KEY",
+    metavar="awskms:///KEY",
+    help="Likewise for server-held snapshot keys (docker's default): one more kms:Sign per publish.",
+)
+@click.option(
     "--auth-realm",
     envvar="NOTAR_AUTH_REALM",
     help="Token auth: URL of the token issuer. With token auth on, every endpoint but "
@@ -147,9 +162,15 @@ def server(ctx: click.Context, /, **opts: object) -> None:
       notar server --listen 0.0.0.0:4443 --tls-cert c.pem --tls-key k.pem \\
           --database-url postgresql://notar@db/notar --key-passphrase-file /run/secrets/kek
       notar server migrate --database-url postgresql://notar@db/notar
+      notar server ... --timestamp-key awskms:///alias/notar-timestamp   # timestamps signed by KMS
 
     Prometheus metrics are at /metrics on the same listener; with token auth on (--auth-*), they need a
     bearer token with the registry:catalog:* scope.
+
+    With --timestamp-key / --snapshot-key the server asks AWS KMS to sign (MessageType=DIGEST; region
+    and credentials from the standard AWS chain, the endpoint from the URI or AWS_ENDPOINT_URL_KMS; IAM:
+    kms:GetPublicKey and kms:Sign on the key). The key is checked at start; while KMS cannot sign, a
+    publish is answered 503 and nothing is stored, and an expired timestamp is served as it is.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -176,6 +197,8 @@ def server(ctx: click.Context, /, **opts: object) -> None:
         workers=int(opts["workers"]),  # type: ignore[call-overload]
         log_level=str(opts["log_level"]),
         registry_url=opts["registry_url"] or None,  # type: ignore[arg-type]
+        timestamp_key=opts["timestamp_key"] or None,  # type: ignore[arg-type]
+        snapshot_key=opts["snapshot_key"] or None,  # type: ignore[arg-type]
     )
     from notar.web.runtime import serve  # the API with the UI; imported when the command runs
 

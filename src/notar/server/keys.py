@@ -3,16 +3,18 @@
 :class:`KeyService` is what the rest of the server uses; :class:`DatabaseKeyService` keeps the keys in the
 metadata store, each private key encrypted with AES-256-GCM under a key-encryption key derived with
 scrypt from the server's passphrase (the GUN, role and key ID are authenticated as associated data, so a
-blob cannot be moved to another repository). A KMS-backed service can implement the same protocol.
+blob cannot be moved to another repository). :class:`HeldKeyService` puts one externally held key (AWS
+KMS: ``notar server --timestamp-key awskms:///...``) in front of it for a role, for every repository.
 Nothing here is process state that another server process needs: any process can decrypt any key.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -23,9 +25,12 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from notar.crypto import PrivateKey, PublicKey, Signer
 from notar.errors import NotarError
+from notar.server.errors import ServerError
 from notar.server.storage import MetaStore, StoredKey
 
-__all__ = ["DatabaseKeyService", "KeyService", "KeyServiceError", "Secret"]
+__all__ = ["DatabaseKeyService", "HeldKeyService", "KeyService", "KeyServiceError", "Secret"]
+
+log = logging.getLogger("notar.server")
 
 _MAGIC = b"NK1"
 _SALT = 16
@@ -207,3 +212,68 @@ class DatabaseKeyService:
                     self._cache.popitem(last=False)
             return held
         return None
+
+
+class _ExternalSigner:
+    """A held key's signer as the server uses it: a failure of the key service (KMS denied, throttled,
+    unreachable) is logged in one line and answered ``503 UNAVAILABLE``; nothing is stored."""
+
+    __slots__ = ("_gun", "_role", "_signer")
+
+    def __init__(self, signer: Signer, gun: str, role: str) -> None:
+        self._signer, self._gun, self._role = signer, gun, role
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self._signer.public_key
+
+    def sign(self, message: bytes) -> tuple[str, bytes]:
+        try:
+            return self._signer.sign(message)
+        except NotarError as e:
+            log.error(
+                "cannot sign the %s of %s with the held %s key: %s", self._role, self._gun, self._role, e
+            )
+            raise ServerError("UNAVAILABLE") from e
+
+
+class HeldKeyService:
+    """One externally held key per role (*held*: role -> signer, e.g. a KMS key) for every repository, in
+    front of *inner* (the database keys), which keeps serving every other role.
+
+    For a held role: a new repository gets the held key; a repository whose root lists the held key is
+    signed with it; a repository whose root still lists a key *inner* holds (made before the held key was
+    configured) keeps it until that key is rotated, and rotating (``POST .../<role>.key``) hands out the
+    held key, which moves the repository onto it. Nothing of the held key is stored in the database.
+    """
+
+    def __init__(self, inner: KeyService, held: Mapping[str, Signer]) -> None:
+        self._inner = inner
+        self._held = dict(held)
+        self.algorithm = inner.algorithm
+
+    def held_key(self, role: str) -> PublicKey | None:
+        """The public key held for *role*, or None."""
+        signer = self._held.get(role)
+        return None if signer is None else signer.public_key
+
+    def get_or_create(self, gun: str, role: str, *, root_key_ids: Sequence[str] | None) -> PublicKey:
+        signer = self._held.get(role)
+        if signer is None:
+            return self._inner.get_or_create(gun, role, root_key_ids=root_key_ids)
+        held = signer.public_key
+        if root_key_ids and held.key_id not in root_key_ids and self._inner.signer(gun, role, root_key_ids):
+            return self._inner.get_or_create(gun, role, root_key_ids=root_key_ids)
+        return held
+
+    def rotate(self, gun: str, role: str) -> PublicKey:
+        signer = self._held.get(role)
+        if signer is None:
+            return self._inner.rotate(gun, role)
+        return signer.public_key
+
+    def signer(self, gun: str, role: str, key_ids: Sequence[str]) -> Signer | None:
+        held = self._held.get(role)
+        if held is not None and held.public_key.key_id in key_ids:
+            return _ExternalSigner(held, gun, role)
+        return self._inner.signer(gun, role, key_ids)

@@ -16,10 +16,11 @@ from typing import Any
 from starlette.types import ASGIApp
 
 from notar.config import ConfigError, parse_listen
+from notar.crypto import Signer
 from notar.errors import NotarError
 from notar.server.app import MAX_METADATA_BYTES, NotaryApp, ServerSettings, create_app
 from notar.server.auth import TokenAuth
-from notar.server.keys import DatabaseKeyService, Secret
+from notar.server.keys import DatabaseKeyService, HeldKeyService, KeyService, Secret
 from notar.server.service import TrustService
 from notar.server.storage import StorageError, migrate, open_store, sqlite_file
 
@@ -64,6 +65,8 @@ class ServerConfig:
     workers: int = 1
     log_level: str = "info"
     registry_url: str | None = None  # the registry the web UI compares tags with (unsigned/stale tags)
+    timestamp_key: str | None = None  # awskms:///... : every repository's timestamps are signed by KMS
+    snapshot_key: str | None = None  # awskms:///... : likewise for server-held snapshots
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -180,7 +183,10 @@ def build_app(config: ServerConfig, *, web: WebFactory | None = None) -> NotaryA
     if config.migrate:
         migrate(url)
     store = open_store(url)
-    keys = DatabaseKeyService(store, passphrase, algorithm=config.key_algorithm)
+    keys: KeyService = DatabaseKeyService(store, passphrase, algorithm=config.key_algorithm)
+    held = held_keys(config)
+    if held:
+        keys = HeldKeyService(keys, held)
     auth = None
     if config.auth_enabled:
         missing = [
@@ -216,6 +222,26 @@ def build_app(config: ServerConfig, *, web: WebFactory | None = None) -> NotaryA
     except ValueError as e:
         raise ConfigError(f"--registry: {e}") from e
     return create_app(settings, service=service, auth=auth, web=ui)
+
+
+def held_keys(config: ServerConfig) -> dict[str, Signer]:
+    """The KMS keys of ``--timestamp-key`` / ``--snapshot-key``: role -> signer (one ``GetPublicKey`` each,
+    at start, so a key that cannot be used stops the server with a one-line :class:`ConfigError`)."""
+    wanted = {"timestamp": config.timestamp_key, "snapshot": config.snapshot_key}
+    out: dict[str, Signer] = {}
+    for role, uri in wanted.items():
+        if not uri:
+            continue
+        from notar.kms import KmsError, KmsSigner  # boto3 only for a server that uses KMS
+
+        try:
+            signer = KmsSigner.open(uri)
+            signer.check_notary_v1()  # what docker and notary verify
+        except KmsError as e:
+            raise ConfigError(f"--{role}-key: {e}") from None
+        log.info("%s key: %s in AWS KMS (key ID %s), for every repository", role, uri, signer.key_id[:12])
+        out[role] = signer
+    return out
 
 
 def config_from_environment() -> ServerConfig:
