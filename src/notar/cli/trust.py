@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from notar.cli._common import Context, trust_options
-from notar.cli.keys import _check_name
+from notar.cli.keys import BadInput, _check_name
 from notar.client import NotSignedError, RepositoryNotFoundError, inspect_data, render_json, render_pretty
 from notar.crypto import CryptoError, PublicKey
+from notar.errors import NotarError
 from notar.registry import RegistryClient
-from notar.tuf import FileMeta
+from notar.signing import (
+    AmbiguousSignerError,
+    Format,
+    FormatSigner,
+    Outcome,
+    SigningKey,
+    SigningSetupError,
+    Status,
+    Subject,
+    Unavailable,
+    V1Format,
+    choose_signer_key,
+    open_signing_key,
+    parse_annotations,
+    parse_duration,
+    parse_formats,
+    resolve_subjects,
+    sign_event,
+)
 
 __all__ = ["inspect", "resolve", "revoke", "sign", "signer"]
 
@@ -148,8 +171,177 @@ def signer_remove(ctx: Context, name: str, images: tuple[str, ...], force: bool)
         click.echo(f"Removed signer {name} from {ref.name}", err=True)
 
 
-@click.command()
-@click.argument("images", nargs=-1, required=True)
+_SIGN_HELP = """Sign IMAGE:TAG... in one signing event, in every format asked for.
+
+Each tag is resolved once to its manifest: media type, digest and size from the bytes the registry
+sends (a GET, verified). Every format then signs that same digest:
+
+\b
+  v1        Notary v1 / Docker Content Trust: all tags in one update of the
+            repository's trust data on the trust server, into every delegation
+            you hold a key for (targets/releases and targets/<you>), or into
+            targets when the repository has no signers
+  notation  a Notation (Notary Project) signature, JWS or --envelope cose,
+            with the signer's key and certificate chain, stored in the registry
+            as a referrer of the digest (referrers API, else the sha256-<hex>
+            tag, merged with what others wrote)
+  cosign    a cosign key-based signature (ECDSA key), appended to the
+            sha256-<hex>.sig tag
+
+--format is repeatable and takes comma-separated lists; without it, $NOTAR_SIGN_FORMATS (like
+"v1,notation"), else v1. Notation and cosign sign with one key: signer NAME's (--signer NAME), or the
+only signer whose key is in the trust directory (`notar key generate NAME`, or a KMS key added with
+`notar signer add NAME IMAGE --key awskms:///...`). Notation also needs that key's certificate, made
+once with `notar cert generate NAME` (verifiers trust it through their trust store).
+
+With --recursive, an index (multi-platform image) is signed and so is every manifest it lists, in
+Notation and cosign (Notary v1 signs tags only). Signatures are written to the image's own registry;
+--source-registry only changes where the manifests are read.
+
+A failure in one format is reported per tag and per format and never undoes or hides another; blobs
+go before manifests and a signature manifest before its referrers entry, so nothing half-written
+claims success. With -o json, stdout is a list with one entry per tag and format: repository, tag,
+digest, mediaType, size, index (the parent index of a child manifest), format, status (signed,
+skipped or failed), error, and what was written (roles; signature, envelope, referrers;
+signature_tag).
+
+\b
+Examples:
+  notar sign registry.example.com/team/app:1.4.2
+  notar sign registry.example.com/team/app:1.4.2 --format v1,notation,cosign
+  notar sign registry.example.com/team/app:1.4.2 --format notation --signer ci \\
+      --envelope cose --expiry 365d --annotation build=1234
+  NOTAR_SIGN_FORMATS=v1,cosign notar sign registry.example.com/team/app:multi --recursive
+
+\b
+Exit codes: 0 every format signed (or skipped) every tag, 1 something failed
+(the report says what), 2 bad arguments.
+"""
+
+
+class _SignFailed(click.ClickException):
+    """Some format failed for some subject: one ``notar: error:`` line per format and reason, exit 1."""
+
+    exit_code = 1
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(lines[0] if lines else "signing failed")
+        self.lines = lines
+
+    def show(self, file: Any = None) -> None:
+        for line in self.lines:
+            click.echo(f"notar: error: {line}", err=True)
+
+
+def _given(click_ctx: click.Context, name: str) -> bool:
+    return click_ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+
+
+def _sign_formats(click_ctx: click.Context, values: tuple[str, ...]) -> tuple[Format, ...]:
+    """--format values, else $NOTAR_SIGN_FORMATS, else v1; with the options that only some formats take."""
+    try:
+        if values:
+            fmts = parse_formats(values)
+            if not fmts:
+                raise SigningSetupError("--format: no format given")
+        else:
+            fmts = parse_formats([os.environ.get("NOTAR_SIGN_FORMATS", "")]) or (Format.V1,)
+    except SigningSetupError as e:
+        raise BadInput(f"{e} (from {'--format' if values else '$NOTAR_SIGN_FORMATS'})") from None
+    notation, oci = frozenset({Format.NOTATION}), frozenset({Format.NOTATION, Format.COSIGN})
+    needs = {"envelope": notation, "expiry": notation, "annotations": oci, "signer": oci}
+    for option, wanted in needs.items():
+        if _given(click_ctx, option) and not wanted & set(fmts):
+            names = " or ".join(sorted(f"--format {f.value}" for f in wanted))
+            raise BadInput(f"--{option.rstrip('s')} applies to {names} only")
+    return fmts
+
+
+def _signing_key(ctx: Context, signer: str | None) -> SigningKey | str:
+    """Signer NAME's key for Notation and cosign, opened once; or why it cannot be used (that fails those
+    formats, not the others). Ambiguity is bad input."""
+    store = ctx.keystore()
+    try:
+        return open_signing_key(store, choose_signer_key(store, signer))
+    except AmbiguousSignerError as e:
+        raise BadInput(str(e)) from None
+    except (NotarError, OSError) as e:
+        return " ".join(str(e).split())
+
+
+def _sign_report(outcomes: list[Outcome]) -> list[str]:
+    """Progress lines (stderr) for what was signed or skipped; the failure lines, grouped by format and reason."""
+    failures: dict[tuple[Format, str], list[Subject]] = {}
+    for o in outcomes:
+        if o.status is Status.FAILED:
+            failures.setdefault((o.format, o.error or "failed"), []).append(o.subject)
+        elif o.status is Status.SKIPPED:
+            click.echo(f"Skipped {o.subject} in {o.format.display}: {o.error}", err=True)
+        elif o.format is Format.V1:
+            roles = ", ".join(o.detail.get("roles", []))
+            click.echo(
+                f"Signed {o.subject.repository}:{o.subject.tag} ({o.subject.digest}) in {roles}", err=True
+            )
+        elif o.format is Format.NOTATION:
+            from notar.notation import MEDIA_TYPE_COSE  # loaded already: Notation signed
+
+            kind = "COSE" if o.detail.get("envelope") == MEDIA_TYPE_COSE else "JWS"
+            click.echo(
+                f"Signed {o.subject} with Notation ({kind}): signature {o.detail.get('signature')}", err=True
+            )
+        else:
+            click.echo(f"Signed {o.subject} with cosign: {o.detail.get('signature_tag')}", err=True)
+    lines = []
+    for (fmt, error), subjects in failures.items():
+        lines.append(f"{fmt.display} failed for {', '.join(str(s) for s in subjects)}: {error}")
+    return lines
+
+
+@click.command(help=_SIGN_HELP, short_help="Sign IMAGE:TAG in Notary v1, Notation and/or cosign.")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE:TAG...")
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    metavar="v1|notation|cosign",
+    help="Signature format; repeatable, or comma-separated. Default: $NOTAR_SIGN_FORMATS, else v1.",
+)
+@click.option(
+    "--signer",
+    envvar="NOTAR_SIGNER",
+    metavar="NAME",
+    help="Whose key signs Notation and cosign signatures (needed when the trust directory holds the keys "
+    "of several signers) [env NOTAR_SIGNER].",
+)
+@click.option(
+    "--envelope",
+    type=click.Choice(["jws", "cose"]),
+    default="jws",
+    show_default=True,
+    envvar="NOTAR_NOTATION_ENVELOPE",
+    help="Notation envelope format [env NOTAR_NOTATION_ENVELOPE].",
+)
+@click.option(
+    "--expiry",
+    metavar="DURATION",
+    envvar="NOTAR_NOTATION_EXPIRY",
+    help="Notation: the signature expires after this long, like notation's --expiry: 30m, 12h, 3h20m, "
+    "365d [env NOTAR_NOTATION_EXPIRY].",
+)
+@click.option(
+    "--annotation",
+    "-a",
+    "annotations",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Signed metadata: Notation user metadata (in the payload; keys io.cncf.notary* are reserved) and "
+    "cosign annotations (the payload's optional). Repeatable.",
+)
+@click.option(
+    "--recursive",
+    is_flag=True,
+    help="Also sign every manifest an index lists (Notation and cosign), as cosign sign --recursive does.",
+)
 @click.option(
     "--source-registry",
     envvar="NOTAR_SOURCE_REGISTRY",
@@ -157,53 +349,73 @@ def signer_remove(ctx: Context, name: str, images: tuple[str, ...], force: bool)
     "registry behind a `notar gateway`, which serves signed content only.",
 )
 @trust_options
-def sign(ctx: Context, images: tuple[str, ...], source_registry: str | None) -> None:
-    """Sign IMAGE:TAG (several tags of one repository are signed in one update).
-
-    The digest and size come from the registry; the tag is signed into every delegation you hold a key
-    for (targets/releases and targets/<you>), or into targets when the repository has no signers.
-    """
+@click.pass_context
+def sign(
+    click_ctx: click.Context,
+    ctx: Context,
+    images: tuple[str, ...],
+    formats: tuple[str, ...],
+    signer: str | None,
+    envelope: str,
+    expiry: str | None,
+    annotations: tuple[str, ...],
+    recursive: bool,
+    source_registry: str | None,
+) -> None:
     refs = [ctx.parse(i, need_tag=True) for i in images]
-    names = {r.name for r in refs}
-    if len(names) != 1:
+    if len({r.name for r in refs}) != 1:
         raise click.UsageError("all IMAGE:TAG arguments of one `notar sign` must name the same repository")
+    fmts = _sign_formats(click_ctx, formats)
+    oci = [f for f in fmts if f is not Format.V1]
+    try:
+        lifetime = parse_duration(expiry) if expiry and Format.NOTATION in fmts else None
+    except SigningSetupError as e:
+        raise BadInput(f"--expiry: {e}") from None
+    try:
+        metadata = parse_annotations(annotations, notation=Format.NOTATION in fmts)
+    except SigningSetupError as e:
+        raise BadInput(f"--annotation: {e}") from None
+    key = _signing_key(ctx, signer) if oci else None
     ref0 = refs[0]
-    targets: dict[str, FileMeta] = {}
-    with RegistryClient(
-        source_registry or ref0.domain,
-        credentials=ctx.registry_credentials(),
-        insecure_registries=ctx.insecure_registries,
-    ) as registry:
-        for ref in refs:
-            assert ref.tag is not None
-            # GET, not HEAD: the digest we sign is computed from the bytes received, not a header's claim
-            desc = registry.get_manifest(ref.path, ref.digest or ref.tag).descriptor
-            algorithm, _, hexdigest = desc.digest.partition(":")
-            if algorithm != "sha256":
-                raise click.ClickException(f"{ref}: only sha256 manifests can be signed, got {desc.digest}")
-            targets[ref.tag] = FileMeta(desc.size, {"sha256": bytes.fromhex(hexdigest)})
-    result = ctx.repository(ref0).sign(targets)
-    for tag, meta in targets.items():
-        click.echo(
-            f"Signed {ref0.name}:{tag} (sha256:{meta.hashes['sha256'].hex()}) in {', '.join(result.roles)}",
-            err=True,
-        )
+    registry_options: dict[str, Any] = {
+        "credentials": ctx.registry_credentials(),
+        "insecure_registries": ctx.insecure_registries,
+    }
+    with contextlib.ExitStack() as stack:
+        target = stack.enter_context(RegistryClient(ref0.domain, **registry_options))
+        source = target
+        if source_registry:
+            source = stack.enter_context(RegistryClient(source_registry, **registry_options))
+        subjects = resolve_subjects(source, refs, recursive=recursive)
+        signers: list[FormatSigner] = []
+        for fmt in fmts:
+            if fmt is Format.V1:
+                signers.append(V1Format(ctx.repository(ref0)))
+            elif isinstance(key, str) or key is None:
+                signers.append(Unavailable(fmt, key or "no key"))
+            elif fmt is Format.NOTATION:
+                from notar.notation import MEDIA_TYPE_COSE, MEDIA_TYPE_JWS
+                from notar.signing import NotationFormat
+
+                try:
+                    media_type = MEDIA_TYPE_COSE if envelope == "cose" else MEDIA_TYPE_JWS
+                    signers.append(
+                        NotationFormat(
+                            target, key, envelope=media_type, expiry=lifetime, user_metadata=metadata
+                        )
+                    )
+                except SigningSetupError as e:
+                    signers.append(Unavailable(fmt, str(e)))
+            else:
+                from notar.signing import CosignFormat
+
+                signers.append(CosignFormat(target, key.signer, annotations=metadata))
+        outcomes = sign_event(subjects, signers)
     if ctx.output == "json":
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "repository": ref0.name,
-                        "tag": t,
-                        "digest": "sha256:" + m.hashes["sha256"].hex(),
-                        "size": m.length,
-                        "roles": result.roles,
-                    }
-                    for t, m in targets.items()
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps([o.to_json() for o in outcomes], indent=2))
+    failed = _sign_report(outcomes)
+    if failed:
+        raise _SignFailed(failed)
 
 
 @click.command()
