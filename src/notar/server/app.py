@@ -4,17 +4,20 @@ All routes live in :data:`_ROUTES`, tried in notary-server's order. Handlers are
 authorise, call :class:`~notar.server.service.TrustService` in the thread pool, encode the answer.
 
 GET of metadata (the read path every client polls) takes a lean path instead: raw ASGI, no Starlette
-request or response objects, and for current files (``<role>.json``) an answer kept per process with its
-headers made once (:class:`_AnswerCache`). A kept answer is served only after the store's probe
-(:mod:`notar.server.storage._probe`) confirmed, during this request, that the row it was made from is
-still the current one, and, for timestamp and snapshot, only until the earlier of their expiries (after
-that the service re-signs them on read). On SQLite that check runs on the event loop in a few
-microseconds; on PostgreSQL concurrent requests share one small query. A publish through any process is
-therefore seen by every request that starts after the publish returned.
+request or response objects, and answers kept per process with their headers made once
+(:class:`_AnswerCache`): current files (``<role>.json``), files by hash and by version. A kept answer is
+served only after the store's probe (:mod:`notar.server.storage._probe`) confirmed, during this request,
+that the same lookup still finds the row it was made from (files by hash and by version are not
+immutable: deleting a GUN removes them, and a GUN created again reuses its version numbers), and, for the
+current timestamp and snapshot, only until the earlier of their expiries (after that the service re-signs
+them on read). On SQLite that check runs on the event loop in a few microseconds; on PostgreSQL concurrent
+requests share small queries. A publish or deletion through any process is therefore seen by every request
+that starts after it returned.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -39,7 +42,15 @@ from notar.encoding import EncodingError, GoTime, check_value_density
 from notar.server.auth import Access, TokenAuth
 from notar.server.errors import ServerError
 from notar.server.service import Metadata, TrustService
-from notar.server.storage import Generation, StorageUnavailableError, Token
+from notar.server.storage import (
+    BY_HASH,
+    BY_VERSION,
+    CURRENT,
+    Generation,
+    RowKey,
+    StorageUnavailableError,
+    Token,
+)
 from notar.tuf import roles
 
 __all__ = [
@@ -75,7 +86,7 @@ GO_MAX_DOWNLOAD_BYTES = 100 << 20  # notary.MaxDownloadSize: the highest max_met
 # make a 9.5 MB targets file); parsing one costs up to ~25x its size in memory for adversarial JSON.
 MAX_METADATA_BYTES = 16 << 20
 LARGE_UPLOAD_BYTES = 1 << 20  # updates larger than this are parsed one at a time, see NotaryApp._h_update
-# Per-process cache of current metadata answers (see _AnswerCache): bytes of bodies kept at most, and files.
+# Per-process cache of metadata answers (see _AnswerCache): bytes of bodies kept at most, and files.
 ANSWER_CACHE_BYTES = 64 << 20
 ANSWER_CACHE_FILES = 4096
 
@@ -154,7 +165,8 @@ class _Answer:
 
 
 class _AnswerCache:
-    """(gun, role) -> :class:`_Answer` of the current file, least recently used dropped first.
+    """:data:`~notar.server.storage.RowKey` of a request -> :class:`_Answer`, least recently used dropped
+    first.
 
     Bounded by the bytes of the bodies as well as by the number of files (:class:`notar._lru.LRUCache`
     counts entries only, and one targets file may be 16 MiB); a body above a quarter of the budget is not
@@ -165,17 +177,17 @@ class _AnswerCache:
         self.max_bytes = max_bytes
         self.max_files = max_files
         self.size = 0
-        self._data: OrderedDict[tuple[str, str], _Answer] = OrderedDict()
+        self._data: OrderedDict[RowKey, _Answer] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str]) -> _Answer | None:
+    def get(self, key: RowKey) -> _Answer | None:
         with self._lock:
             answer = self._data.get(key)
             if answer is not None:
                 self._data.move_to_end(key)
             return answer
 
-    def put(self, key: tuple[str, str], answer: _Answer) -> None:
+    def put(self, key: RowKey, answer: _Answer) -> None:
         with self._lock:
             old = self._data.pop(key, None)
             if old is not None:
@@ -188,7 +200,7 @@ class _AnswerCache:
                 _, dropped = self._data.popitem(last=False)
                 self.size -= len(dropped.body)
 
-    def pop(self, key: tuple[str, str]) -> None:
+    def pop(self, key: RowKey) -> None:
         with self._lock:
             old = self._data.pop(key, None)
             if old is not None:
@@ -434,11 +446,13 @@ class NotaryApp:
             e2 = ServerError("UNKNOWN")
             status, body = e2.status, e2.body()
             headers = [(b"content-length", str(len(body)).encode()), _ERROR_JSON]
-        metrics = self._lean_metrics.get((route.operation, status))
+        # errors are counted as operation "Other", as the general path counts them
+        operation = route.operation if status == 200 else "Other"
+        metrics = self._lean_metrics.get((operation, status))
         if metrics is None:
-            metrics = self._lean_metrics[(route.operation, status)] = (
-                self._requests.labels(route.operation, str(status)),
-                self._latency.labels(route.operation),
+            metrics = self._lean_metrics[(operation, status)] = (
+                self._requests.labels(operation, str(status)),
+                self._latency.labels(operation),
             )
         metrics[0].inc()
         metrics[1].observe(time.perf_counter() - started)
@@ -446,32 +460,48 @@ class NotaryApp:
         await send({"type": "http.response.body", "body": body})
 
     async def _metadata_answer(self, handler: str, p: dict[str, Any]) -> _Answer:
+        service = self.service
+        gun, role = p["gun"], p["role"]
         if handler == "current":
-            return await self._current(p["gun"], p["role"])
+            # the snapshot served is the one the current timestamp names
+            basis = roles.TIMESTAMP if role in (roles.TIMESTAMP, roles.SNAPSHOT) else role
+            return await self._kept_answer(
+                (CURRENT, gun, role, None),
+                (CURRENT, gun, basis, None),
+                functools.partial(service.current, gun, role),
+                self._current_cc,
+            )
         if handler == "by_hash":
-            meta = await self._in_thread(self.service.by_checksum, p["gun"], p["role"], p["checksum"].lower())
-            return self._answer(meta, self._consistent_cc)
-        raw: str = p["version"]
-        version = int(raw) if len(raw) <= 10 else 0  # longer than any stored version (and int()'s limit)
-        if version < 1 or version > 2**31:
-            raise ServerError("METADATA_NOT_FOUND", {})
-        meta = await self._in_thread(self.service.by_version, p["gun"], p["role"], version)
-        return self._answer(meta, self._consistent_cc)
+            checksum: str = p["checksum"].lower()
+            if len(checksum) != 64:  # sha384/sha512 URLs: nothing is stored by those (as notary)
+                raise ServerError("METADATA_NOT_FOUND", {})
+            key: RowKey = (BY_HASH, gun, role, checksum)
+            read = functools.partial(service.by_checksum, gun, role, checksum)
+        else:
+            raw: str = p["version"]
+            version = int(raw) if len(raw) <= 10 else 0  # longer than any stored version (and int()'s limit)
+            if version < 1 or version > 2**31:
+                raise ServerError("METADATA_NOT_FOUND", {})
+            key = (BY_VERSION, gun, role, version)
+            read = functools.partial(service.by_version, gun, role, version)
+        return await self._kept_answer(key, key, read, self._consistent_cc)
 
-    async def _current(self, gun: str, role: str) -> _Answer:
-        """The current file of ``role``: a kept answer if the probe confirms it, else read and kept.
+    async def _kept_answer(
+        self, key: RowKey, basis: RowKey, read: Callable[[], Metadata], cache_control: _Headers
+    ) -> _Answer:
+        """The answer to the request ``key``: a kept one if the probe confirms it, else ``read`` and kept.
 
-        Read-your-write: a kept answer is served only if a probe made during this request (a generation
-        read, or a token query) finds the row it was made from still current. When the kept answer has to
+        ``basis`` is the lookup whose row decides the answer (``key`` itself, but the current timestamp for
+        the current snapshot). Read-your-write: a kept answer is served only if a probe made during this
+        request (a generation read, or a token query) finds that row unchanged. When the kept answer has to
         be replaced, the generation and the token are read *before* the service reads the file, and the new
         answer is kept only if the service's file follows from that very row (``Metadata.basis``), so a
-        publish that commits in between is caught by the next request's probe.
+        publish or deletion that commits in between is caught by the next request's probe.
         """
         service = self.service
         probe = service.probe
         if probe is None:  # a store without a probe: read every time
-            return self._answer(await self._in_thread(service.current, gun, role), self._current_cc)
-        key = (gun, role)
+            return self._answer(await self._in_thread(read), cache_control)
         kept = self._answers.get(key)
         try:
             generation = probe.generation()
@@ -482,11 +512,9 @@ class NotaryApp:
                 and (kept.fresh_until_ns is None or service.now_ns() <= kept.fresh_until_ns)
             ):
                 return kept  # nothing was committed anywhere since the kept answer was confirmed
-            # the snapshot served is the one the current timestamp names
-            basis_role = roles.TIMESTAMP if role in (roles.TIMESTAMP, roles.SNAPSHOT) else role
-            token = await probe.current(gun, basis_role)
+            token = await probe.find(basis)
         except StorageUnavailableError:  # no probe right now: read through the store (as without a cache)
-            return self._answer(await self._in_thread(service.current, gun, role), self._current_cc)
+            return self._answer(await self._in_thread(read), cache_control)
         if kept is not None:
             if (
                 token is not None
@@ -496,8 +524,8 @@ class NotaryApp:
                 kept.generation = generation
                 return kept
             self._answers.pop(key)  # replaced, deleted or expired: never served again
-        meta = await self._in_thread(service.current, gun, role)
-        answer = self._answer(meta, self._current_cc)
+        meta = await self._in_thread(read)
+        answer = self._answer(meta, cache_control)
         if token is not None and meta.basis is not None and meta.basis == token[:2]:
             answer.token = token
             answer.generation = generation

@@ -40,13 +40,14 @@ log = logging.getLogger("notar.server")
 class Metadata:
     """Bytes to serve and when they were written.
 
-    For a current file (:meth:`TrustService.current`) also what decides that these are the bytes to serve,
-    so that a copy of them can be checked cheaply later (see :mod:`notar.server.storage._probe`):
+    Also what decides that these are the bytes to serve, so that a copy of them can be checked cheaply
+    later (see :mod:`notar.server.storage._probe`):
 
-    * ``basis``: (version, sha256) of the stored row this answer follows from: the role's own current row,
-      or, for the snapshot, the current timestamp (which names the snapshot by hash). While that row is
-      still current, and until ``fresh_until``, :meth:`TrustService.current` would answer the same bytes.
-      ``None``: the answer must not be reused (an expired timestamp/snapshot the server could not re-sign).
+    * ``basis``: (version, sha256) of the stored row this answer follows from: the row read (by hash, by
+      version, or the role's current one), or, for the current snapshot, the current timestamp (which names
+      the snapshot by hash). While the same lookup still finds that row, and until ``fresh_until``, the
+      same call would answer the same bytes. ``None``: the answer must not be reused (an expired
+      timestamp/snapshot the server could not re-sign).
     * ``fresh_until``: for the timestamp and the snapshot, the earlier of their expiries; past it the server
       re-signs them on read. ``None`` for every other role (they never change on read).
     """
@@ -139,13 +140,13 @@ class TrustService:
         )
         if row is None:
             raise ServerError("METADATA_NOT_FOUND", {})
-        return Metadata(row.data, row.created_at)
+        return Metadata(row.data, row.created_at, (row.version, row.sha256))
 
     def by_version(self, gun: str, role: str, version: int) -> Metadata:
         row = self._guard(lambda: self.store.get_version(gun, role, version))
         if row is None:
             raise ServerError("METADATA_NOT_FOUND", {})
-        return Metadata(row.data, row.created_at)
+        return Metadata(row.data, row.created_at, (row.version, row.sha256))
 
     def _fresh_timestamp(
         self, gun: str, *, need_snapshot: bool

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from notar.server.storage._engine import sqlite_file
 from notar.server.storage._migrate import current_revision, head_revision, migrate
-from notar.server.storage._probe import Generation, MetaProbe, Token
+from notar.server.storage._probe import BY_HASH, BY_VERSION, CURRENT, Generation, MetaProbe, RowKey, Token
 from notar.server.storage._sql import MAX_REPOSITORIES, SQLMetaStore, open_store
 from notar.server.storage._types import (
     DEFAULT_CHANGES,
@@ -48,6 +48,9 @@ from notar.server.storage.errors import (
 )
 
 __all__ = [
+    "BY_HASH",
+    "BY_VERSION",
+    "CURRENT",
     "DEFAULT_CHANGES",
     "MAX_CHANGES",
     "MAX_REPOSITORIES",
@@ -60,6 +63,7 @@ __all__ = [
     "MetaUpdate",
     "OldVersionError",
     "RepoSummary",
+    "RowKey",
     "SQLMetaStore",
     "SchemaError",
     "StorageError",

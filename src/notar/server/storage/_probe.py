@@ -1,10 +1,12 @@
-"""Probes: which version of a role is current, asked far more cheaply than reading the row, from async code.
+"""Probes: which stored row a read would return, asked far more cheaply than reading it, from async code.
 
-The server keeps the bytes of each current (gun, role) per process and must never answer with bytes that a
-publish through any process (or any server sharing the database) has replaced. Before it answers from its
-copy, it asks a probe which row is current and compares that row's :data:`Token` with the one its copy was
-made from. The probe reads three small columns (version, sha256, created_at) of one index entry's row, not
-the file, and is called on the event loop, with no thread hop:
+The server keeps answers per process (the current file of a role, a file by hash, a file by version) and
+must never answer with bytes that a publish or a deletion through any process (or any server sharing the
+database) has replaced. Before it answers from its copy, it asks a probe which row the store would return
+for that request (:data:`RowKey`: the same lookups as ``get_current``, ``get_checksum`` and
+``get_version``) and compares that row's :data:`Token` with the one its copy was made from. The probe reads
+three small columns (version, sha256, created_at) of one index entry's row, not the file, and is called on
+the event loop, with no thread hop:
 
 * SQLite (:class:`SQLiteProbe`): one private ``sqlite3`` connection that never writes. ``PRAGMA
   data_version`` (:meth:`SQLiteProbe.generation`, a few microseconds: SQLite reads it from the WAL index in
@@ -13,11 +15,12 @@ the file, and is called on the event loop, with no thread hop:
   locks (busy timeout 0): a WAL reader is never blocked by writers, and in the rare case SQLite answers
   "busy" the caller takes its ordinary, thread-pooled path instead.
 * PostgreSQL (:class:`PostgresProbe`): one psycopg ``AsyncConnection`` per process and event loop. Requests
-  that arrive while a probe query is in flight wait for the next one, which then answers for all of them
-  (all keys in one query): at most one query at a time, each issued after every request it answers arrived.
-  That is what makes a publish visible to every later request: READ COMMITTED shows each statement every
-  transaction committed before the statement began, and the publish committed before the reading request
-  was sent.
+  that arrive while probe queries are in flight wait for the next batch, which then answers for all of them
+  (one prepared single-key query per distinct key, back to back: cheaper for both sides than one query over
+  an array of keys, which cost about four times as much CPU per key): one query at a time, each issued after
+  every request it answers arrived. That is what makes a publish visible to every later request: READ
+  COMMITTED shows each statement every transaction committed before the statement began, and the publish
+  committed before the reading request was sent.
 
 A probe that fails raises :class:`~notar.server.storage.errors.StorageUnavailableError`; callers then read
 through the store as usual (which reports the failure, or succeeds). The PostgreSQL probe reconnects at most
@@ -38,7 +41,17 @@ from typing import Any, Protocol
 from notar.server.storage._models import TufFileRow
 from notar.server.storage.errors import StorageUnavailableError
 
-__all__ = ["Generation", "MetaProbe", "PostgresProbe", "SQLiteProbe", "Token"]
+__all__ = [
+    "BY_HASH",
+    "BY_VERSION",
+    "CURRENT",
+    "Generation",
+    "MetaProbe",
+    "PostgresProbe",
+    "RowKey",
+    "SQLiteProbe",
+    "Token",
+]
 
 #: (version, sha256, created_at as the driver returns it) of the current row of one (gun, role): what
 #: identifies the bytes a reader would get. Opaque: compare tokens of the same probe only.
@@ -50,21 +63,22 @@ Token = tuple[int, str, Any]
 Generation = tuple[int, int]
 _CONNECTIONS = itertools.count(1)
 
+CURRENT = "current"  # (CURRENT, gun, role, None): the highest version of role (get_current)
+BY_HASH = "hash"  # (BY_HASH, gun, role, sha256 hex, lower case): the newest row with that hash (get_checksum)
+BY_VERSION = "version"  # (BY_VERSION, gun, role, version): that version (get_version)
+#: Which row: (kind, gun, role, argument), see CURRENT, BY_HASH and BY_VERSION.
+RowKey = tuple[str, str, str, Any]
+
 _TABLE = TufFileRow.__tablename__
-_SQLITE_CURRENT = (
-    f"SELECT version, sha256, created_at FROM {_TABLE} "  # noqa: S608 - constant table name
-    "WHERE gun = ? AND role = ? ORDER BY version DESC LIMIT 1"
-)
-# All keys of one batch in one statement: each (gun, role) is one backward scan of the (gun, role, version)
-# unique index, as get_current's query.
-_PG_CURRENT = (
-    "SELECT k.gun, k.role, t.version, t.sha256, t.created_at "  # noqa: S608 - constant table name
-    "FROM unnest(%s::text[], %s::text[]) AS k(gun, role) "
-    "CROSS JOIN LATERAL ("
-    f"SELECT f.version, f.sha256, f.created_at FROM {_TABLE} AS f "
-    "WHERE f.gun = k.gun AND f.role = k.role ORDER BY f.version DESC LIMIT 1"
-    ") AS t"
-)
+# The store's lookups (storage/_sql.py: _GET_CURRENT, _GET_CHECKSUM, _GET_VERSION) without the data: one
+# index scan each, (gun, role, version) unique or (gun, role, sha256).
+_SELECT = f"SELECT version, sha256, created_at FROM {_TABLE} WHERE gun = ? AND role = ?"  # noqa: S608
+_SQLITE = {
+    CURRENT: _SELECT + " ORDER BY version DESC LIMIT 1",
+    BY_HASH: _SELECT + " AND sha256 = ? ORDER BY version DESC LIMIT 1",
+    BY_VERSION: _SELECT + " AND version = ?",
+}
+_PG = {kind: sql.replace("?", "%s") for kind, sql in _SQLITE.items()}
 PG_PROBE_TIMEOUT_S = 10.0  # one probe query (and connecting); a database that hangs fails over to the store
 PG_RETRY_S = 1.0  # after a failure, requests use the store (no probe) for this long before reconnecting
 
@@ -74,12 +88,12 @@ class MetaProbe(Protocol):
 
     def generation(self) -> Generation | None:
         """A value that changes whenever anything is committed to the database (never to a value it had
-        before), or ``None`` when the backend has no such cheap counter (then :meth:`current` must be asked
+        before), or ``None`` when the backend has no such cheap counter (then :meth:`find` must be asked
         every time)."""
         ...
 
-    async def current(self, gun: str, role: str) -> Token | None:
-        """The :data:`Token` of the current (highest) version of ``role`` of ``gun``, or ``None``."""
+    async def find(self, key: RowKey) -> Token | None:
+        """The :data:`Token` of the row the store's lookup for ``key`` returns, or ``None``."""
         ...
 
     def close(self) -> None:
@@ -121,25 +135,24 @@ class SQLiteProbe:
                 raise self._fail(e) from e
             return (self._number, int(row[0]))
 
-    def current_now(self, gun: str, role: str) -> Token | None:
-        """:meth:`current`, synchronously (a SQLite read of one index entry's row)."""
+    def find_now(self, key: RowKey) -> Token | None:
+        """:meth:`find`, synchronously (a SQLite read of one index entry's row)."""
+        kind, gun, role, arg = key
+        params = (gun, role) if kind == CURRENT else (gun, role, arg)
         with self._lock:
             try:
-                row = self._connection().execute(_SQLITE_CURRENT, (gun, role)).fetchone()
+                row = self._connection().execute(_SQLITE[kind], params).fetchone()
             except sqlite3.Error as e:
                 raise self._fail(e) from e
         return None if row is None else (row[0], row[1], row[2])
 
-    async def current(self, gun: str, role: str) -> Token | None:
-        return self.current_now(gun, role)
+    async def find(self, key: RowKey) -> Token | None:
+        return self.find_now(key)
 
     def close(self) -> None:
         conn, self._conn, self._cursor = self._conn, None, None
         if conn is not None:
             conn.close()
-
-
-_Key = tuple[str, str]
 
 
 class PostgresProbe:
@@ -148,24 +161,25 @@ class PostgresProbe:
     def __init__(self, connect_kwargs: dict[str, Any]) -> None:
         self._kwargs = {**connect_kwargs, "autocommit": True}
         self._conn: Any = None  # psycopg.AsyncConnection, imported on first use
+        self._cursor: Any = None  # its one cursor (psycopg.AsyncCursor), reused for every query
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: dict[_Key, list[asyncio.Future[Token | None]]] = {}
+        self._pending: dict[RowKey, list[asyncio.Future[Token | None]]] = {}
         self._runner: asyncio.Task[None] | None = None
         self._down_until = 0.0  # monotonic time until which the probe does not reconnect
 
     def generation(self) -> None:
         return None
 
-    async def current(self, gun: str, role: str) -> Token | None:
+    async def find(self, key: RowKey) -> Token | None:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a connection belongs to one event loop (tests run several)
             self._rebind(loop)
-        if self._conn is None and time.monotonic() < self._down_until:
+        if self._cursor is None and time.monotonic() < self._down_until:
             raise StorageUnavailableError("probe: the database failed recently")
         waiter: asyncio.Future[Token | None] = loop.create_future()
-        waiting = self._pending.get((gun, role))
+        waiting = self._pending.get(key)
         if waiting is None:
-            self._pending[(gun, role)] = [waiter]
+            self._pending[key] = [waiter]
         else:
             waiting.append(waiter)
         if self._runner is None:
@@ -197,17 +211,25 @@ class PostgresProbe:
         finally:
             self._runner = None
 
-    async def _query(self, keys: Sequence[_Key]) -> dict[_Key, Token]:
-        conn = self._conn
-        if conn is None:
+    async def _query(self, keys: Sequence[RowKey]) -> dict[RowKey, Token]:
+        cursor = self._cursor
+        if cursor is None:
             if time.monotonic() < self._down_until:
                 raise StorageUnavailableError("the database failed recently")
             import psycopg
 
-            conn = self._conn = await psycopg.AsyncConnection.connect(**self._kwargs)
-        cursor = await conn.execute(_PG_CURRENT, ([k[0] for k in keys], [k[1] for k in keys]))
-        rows = await cursor.fetchall()
-        return {(row[0], row[1]): (row[2], row[3], row[4]) for row in rows}
+            self._conn = await psycopg.AsyncConnection.connect(**self._kwargs)
+            cursor = self._cursor = self._conn.cursor()
+        found: dict[RowKey, Token] = {}
+        for key in keys:
+            kind, gun, role, arg = key
+            await cursor.execute(
+                _PG[kind], (gun, role) if kind == CURRENT else (gun, role, arg), prepare=True
+            )
+            row = await cursor.fetchone()
+            if row is not None:
+                found[key] = (row[0], row[1], row[2])
+        return found
 
     def _rebind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._drop()
@@ -216,7 +238,7 @@ class PostgresProbe:
         self._loop = loop
 
     def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._cursor = self._conn, None, None
         if conn is not None:
             conn.pgconn.finish()  # closes the socket now, from any thread or loop
 
