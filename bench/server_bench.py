@@ -1,6 +1,7 @@
 """Trust-server benchmark: `notar server` beside the Go `notary-server`, same load generator, one run.
 
-For each server (notar with ``--workers 1`` and ``--workers 2``, TLS, SQLite default; Go notary-server from
+For each server (notar with ``--workers 1`` and ``--workers 2``, TLS, on SQLite (the default) and on
+PostgreSQL (a throw-away cluster from tests/peers.py, one fresh database per server); Go notary-server from
 Debian, TLS, memory storage, local trust service, as in tests/peers.py) this script
 
 1. builds one repository with notar's own library: fetches ``timestamp.key`` and ``snapshot.key`` from the
@@ -8,7 +9,7 @@ Debian, TLS, memory storage, local trust service, as in tests/peers.py) this scr
    snapshot and timestamp);
 2. runs ``wrk -t2 -c32 -d<duration>s --latency`` against ``GET /v2/<gun>/_trust/tuf/timestamp.json`` and
    ``.../targets.json`` (after a short warm-up run), and reads requests/s, p50 and p99 from its output, and the
-   server's CPU time over the run from /proc;
+   server's CPU time over the run from /proc (with PostgreSQL, the database's processes count as server);
 3. publishes ``--publishes`` (30) new targets versions, each with one more target, as multipart POSTs from
    Python with httpx on one keep-alive connection, and takes the median wall time of the POST.
 
@@ -17,15 +18,17 @@ before it exits. It prints a Markdown table with the servers side by side and th
 wrk, the servers and this script share the machine's cores; before each measurement the script waits (up
 to ``--quiet-wait`` s) for other processes to go idle, and reports how much CPU they took during the runs.
 
-Run: `.venv/bin/python bench/server_bench.py [--duration 10] [--skip-go]` (about 90 s with the defaults).
-Needs `wrk` (installed with apt-get when run as root), the test extras (it reuses tests/peers.py and
-tests/servers.py) and, unless ``--skip-go``, `notary-server` (scripts/install-peers.sh).
+Run: `.venv/bin/python bench/server_bench.py [--duration 10] [--backends sqlite postgres] [--skip-go]`
+(about 3 minutes with the defaults). Needs `wrk` (installed with apt-get when run as root), the test extras
+(it reuses tests/peers.py and tests/servers.py), for ``postgres`` the PostgreSQL server binaries and, unless
+``--skip-go``, `notary-server` (both: scripts/install-peers.sh).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -40,6 +43,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -48,10 +52,12 @@ if str(REPO_ROOT) not in sys.path:
 import httpx  # noqa: E402
 from tests.peers import (  # noqa: E402
     LabPKI,
+    PostgresServer,
     child_env,
     make_lab_pki,
     require_loopback,
     run_notary_server,
+    run_postgres,
 )
 from tests.server.tuf_builders import Repo, multipart  # noqa: E402
 from tests.servers import run_notar_server  # noqa: E402
@@ -151,8 +157,10 @@ def parse_wrk(out: str) -> tuple[int, float, float, float, float, int]:
     )
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """user + system CPU seconds of the live processes in process group ``pgid`` (server and its workers)."""
+def group_cpu_seconds(*pgids: int) -> float:
+    """user + system CPU seconds of the live processes in process groups ``pgids`` (server and its workers)
+    and of their children (PostgreSQL's backends each call setsid(), so only their parent tells whose they
+    are: the database server's postmaster, whose process group is listed for a notar run on PostgreSQL)."""
     ticks = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -160,7 +168,7 @@ def group_cpu_seconds(pgid: int) -> float:
         except OSError:  # the process went away
             continue
         fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
-        if int(fields[2]) == pgid:  # field 5 of stat: pgrp
+        if int(fields[2]) in pgids or int(fields[1]) in pgids:  # fields 5 and 4 of stat: pgrp, ppid
             ticks += int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
     return ticks / CLK_TCK
 
@@ -179,7 +187,7 @@ def children_cpu_seconds() -> float:
 
 
 def run_wrk(
-    wrk: str, url: str, *, pgid: int, threads: int, connections: int, seconds: float
+    wrk: str, url: str, *, pgids: tuple[int, ...], threads: int, connections: int, seconds: float
 ) -> tuple[WrkResult, str]:
     """One `wrk --latency` run against ``url``; also returns wrk's raw output."""
     argv = [
@@ -192,11 +200,11 @@ def run_wrk(
         "--latency",
         require_loopback(url),
     ]
-    cpu0, wrk0, busy0 = group_cpu_seconds(pgid), children_cpu_seconds(), machine_busy_seconds()
+    cpu0, wrk0, busy0 = group_cpu_seconds(*pgids), children_cpu_seconds(), machine_busy_seconds()
     done = subprocess.run(
         argv, capture_output=True, text=True, env=child_env(), timeout=seconds + 60, check=False
     )
-    cpu1, wrk1, busy1 = group_cpu_seconds(pgid), children_cpu_seconds(), machine_busy_seconds()
+    cpu1, wrk1, busy1 = group_cpu_seconds(*pgids), children_cpu_seconds(), machine_busy_seconds()
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed (rc={done.returncode}):\n{done.stdout}\n{done.stderr}")
     requests, secs, rps, p50, p99, errors = parse_wrk(done.stdout)
@@ -272,6 +280,7 @@ class Options:
     repeat: int
     quiet_wait: float
     verbose: bool
+    postgres_version: str = "-"
 
 
 def wait_until_quiet(max_wait: float, threshold: float = 0.15) -> float:
@@ -288,9 +297,9 @@ def wait_until_quiet(max_wait: float, threshold: float = 0.15) -> float:
             return busy
 
 
-def measure(name: str, role: str, url: str, pgid: int, opts: Options) -> WrkResult:
+def measure(name: str, role: str, url: str, pgids: tuple[int, ...], opts: Options) -> WrkResult:
     """Warm-up, then ``opts.repeat`` measured wrk runs; keeps the one least disturbed by other processes."""
-    run: dict[str, int] = {"pgid": pgid, "threads": opts.threads, "connections": opts.connections}
+    run: dict[str, Any] = {"pgids": pgids, "threads": opts.threads, "connections": opts.connections}
     if opts.warmup > 0:
         run_wrk(opts.wrk, url, seconds=opts.warmup, **run)
     best: WrkResult | None = None
@@ -301,7 +310,7 @@ def measure(name: str, role: str, url: str, pgid: int, opts: Options) -> WrkResu
         if opts.verbose:
             print(f"--- {name} {role}.json\n{raw}", file=sys.stderr)
         print(
-            f"server_bench: {name:<12} {role + '.json':<15} {res.rps:8.0f} req/s  p50 {res.p50_ms:6.2f} ms"
+            f"server_bench: {name:<16} {role + '.json':<15} {res.rps:8.0f} req/s  p50 {res.p50_ms:6.2f} ms"
             f"  p99 {res.p99_ms:7.2f} ms  errors {res.errors}  server {res.server_cpu_s / res.seconds:.2f}"
             f" cores  others {res.other_cpu_s / res.seconds:.2f} cores",
             file=sys.stderr,
@@ -312,9 +321,9 @@ def measure(name: str, role: str, url: str, pgid: int, opts: Options) -> WrkResu
     return best
 
 
-def bench_server(name: str, url: str, ca: Path, pgid: int, opts: Options) -> ServerResult:
+def bench_server(name: str, url: str, ca: Path, pgids: tuple[int, ...], opts: Options) -> ServerResult:
     result = ServerResult(name)
-    print(f"server_bench: {name:<12} up at {url}, pid {pgid}", file=sys.stderr)
+    print(f"server_bench: {name:<16} up at {url}, process groups {pgids}", file=sys.stderr)
     client = Client(url, ca, GUN)
     try:
         repo = publish_repository(client, opts.targets)
@@ -324,12 +333,12 @@ def bench_server(name: str, url: str, ca: Path, pgid: int, opts: Options) -> Ser
             if role == "targets" and data.count(b'"sha256"') < opts.targets:
                 raise RuntimeError(f"{name}: targets.json does not hold {opts.targets} targets")
         for role in ("timestamp", "targets"):
-            result.get[role] = measure(name, role, f"{client.tuf}{role}.json", pgid, opts)
+            result.get[role] = measure(name, role, f"{client.tuf}{role}.json", pgids, opts)
         if opts.quiet_wait > 0:
             wait_until_quiet(opts.quiet_wait)
         result.publish_ms = publish_latency(client, repo, opts.publishes)
         print(
-            f"server_bench: {name:<12} publish         median {statistics.median(result.publish_ms):.1f} ms",
+            f"server_bench: {name:<16} publish         median {statistics.median(result.publish_ms):.1f} ms",
             file=sys.stderr,
         )
     finally:
@@ -338,15 +347,26 @@ def bench_server(name: str, url: str, ca: Path, pgid: int, opts: Options) -> Ser
 
 
 @contextlib.contextmanager
-def notar(pki: LabPKI, workdir: Path, workers: int) -> Iterator[tuple[str, int]]:
-    with run_notar_server(pki, workdir, extra_args=("--workers", str(workers))) as server:
-        yield server.url, server.pid
+def notar(
+    pki: LabPKI, workdir: Path, workers: int, postgres: PostgresServer | None
+) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """`notar server --workers N` on SQLite, or on a fresh database of *postgres* (dropped afterwards)."""
+    database = postgres.create_database() if postgres is not None else None
+    try:
+        url = postgres.url(database) if postgres is not None and database else None
+        with run_notar_server(
+            pki, workdir, database_url=url, extra_args=("--workers", str(workers))
+        ) as server:
+            yield server.url, (server.pid, *((postgres.pid,) if postgres is not None else ()))
+    finally:
+        if postgres is not None and database:
+            postgres.drop_database(database)
 
 
 @contextlib.contextmanager
-def notary_go(pki: LabPKI, workdir: Path) -> Iterator[tuple[str, int]]:
+def notary_go(pki: LabPKI, workdir: Path) -> Iterator[tuple[str, tuple[int, ...]]]:
     with run_notary_server(pki, workdir, log_level="error") as server:
-        yield server.url, server.pid
+        yield server.url, (server.pid,)
 
 
 # --------------------------------------------------------------------------- report
@@ -391,7 +411,11 @@ def report(results: Sequence[ServerResult], go: ServerResult | None, opts: Optio
         row(f"{what}: requests/s (higher is better)", [r.get[role].rps for r in cols], 0)
         row(f"{what}: p50 latency, ms", [r.get[role].p50_ms for r in cols], 2)
         row(f"{what}: p99 latency, ms", [r.get[role].p99_ms for r in cols], 2)
-        row(f"{what}: server CPU per request, µs", [r.get[role].server_cpu_us_per_request for r in cols], 0)
+        row(
+            f"{what}: server CPU per request, µs (with PostgreSQL's)",
+            [r.get[role].server_cpu_us_per_request for r in cols],
+            0,
+        )
         row(
             f"{what}: server CPU, cores busy",
             [r.get[role].server_cpu_s / r.get[role].seconds for r in cols],
@@ -422,7 +446,8 @@ def report(results: Sequence[ServerResult], go: ServerResult | None, opts: Optio
         + "; one server runs at a time.",
         f"Repository: server-managed snapshot and timestamp, targets.json with {opts.targets:,} targets;"
         f" publish = median of {opts.publishes} POSTs (httpx, one keep-alive connection), signing excluded.",
-        f"notar: `notar server` ({uvicorn_stack()}, TLS, SQLite default); Go: Debian `notary-server` "
+        f"notar: `notar server` ({uvicorn_stack()}, TLS) on SQLite (WAL, the default) or on PostgreSQL "
+        f"{opts.postgres_version} (local, loopback TCP, fsync off as in the tests); Go: Debian `notary-server` "
         "(TLS, memory storage, local trust service).",
     ]
     return "\n".join(lines + notes)
@@ -452,6 +477,13 @@ def main() -> None:
         type=float,
         default=30.0,
         help="before each measurement, wait up to this many s for other processes to go idle (0: never)",
+    )
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=("sqlite", "postgres"),
+        default=["sqlite", "postgres"],
+        help="notar's databases to run (each with every --workers value)",
     )
     parser.add_argument("--skip-go", action="store_true", help="do not run the Go notary-server")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
@@ -483,14 +515,24 @@ def main() -> None:
     try:
         pki = make_lab_pki(workdir / "pki")
         results: list[ServerResult] = []
-        for workers in args.workers:
-            name = f"notar w{workers}"
-            with notar(pki, workdir / f"notar-w{workers}", workers) as (url, pid):
-                results.append(bench_server(name, url, pki.ca, pid, opts))
+        with contextlib.ExitStack() as stack:
+            postgres = None
+            if "postgres" in args.backends:
+                postgres = stack.enter_context(run_postgres(workdir / "postgres", log_level="error"))
+                with postgres.connect() as conn:
+                    row = conn.execute("SHOW server_version").fetchone()
+                opts = dataclasses.replace(opts, postgres_version=str(row[0]).split()[0] if row else "?")
+            for backend in args.backends:
+                db = postgres if backend == "postgres" else None
+                for workers in args.workers:
+                    name = f"notar w{workers} {'pg' if db else 'sqlite'}"
+                    where = workdir / f"notar-w{workers}-{backend}"
+                    with notar(pki, where, workers, db) as (url, pgids):
+                        results.append(bench_server(name, url, pki.ca, pgids, opts))
         go = None
         if not args.skip_go:
-            with notary_go(pki, workdir / "notary-server") as (url, pid):
-                go = bench_server("notary (Go)", url, pki.ca, pid, opts)
+            with notary_go(pki, workdir / "notary-server") as (url, pgids):
+                go = bench_server("notary (Go)", url, pki.ca, pgids, opts)
             results.append(go)
     finally:
         if args.keep:
