@@ -43,8 +43,38 @@ def _seconds(*, maximum: float, zero_ok: bool) -> Callable[[click.Context, click
     "config_file",
     envvar="NOTAR_GATEWAY_CONFIG",
     type=click.Path(dir_okay=False, exists=True),
-    help="YAML/JSON policy: repositories (globs), exclude, allow_index_children. "
-    "Default: trust enforced for every repository.",
+    help="YAML/JSON policy: repositories (globs), exclude, allow_index_children, formats (above). "
+    "Default: trust enforced for every repository, v1 signatures required.",
+)
+@click.option(
+    "--notation-config",
+    envvar="NOTAR_GATEWAY_NOTATION_CONFIG",
+    type=click.Path(file_okay=False, exists=True),
+    help="Notation's configuration directory: trustpolicy.oci.json (else trustpolicy.json) and "
+    "truststore/x509/{ca,signingAuthority,tsa}/<name>/. Default: $XDG_CONFIG_HOME/notation, else "
+    "~/.config/notation (read when a formats rule needs notation).",
+)
+@click.option(
+    "--trust-policy",
+    envvar="NOTAR_GATEWAY_TRUST_POLICY",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Notation trust policy file, instead of the configuration directory's.",
+)
+@click.option(
+    "--trust-store",
+    envvar="NOTAR_GATEWAY_TRUST_STORE",
+    type=click.Path(file_okay=False, exists=True),
+    help="Notation trust store directory (holding x509/<type>/<name>/), instead of the configuration "
+    "directory's truststore.",
+)
+@click.option(
+    "--cosign-key",
+    "cosign_keys",
+    multiple=True,
+    envvar="NOTAR_GATEWAY_COSIGN_KEYS",
+    type=click.Path(dir_okay=False, exists=True),
+    help="cosign public key (cosign.pub PEM) that verifies cosign signatures, for every formats rule "
+    "without cosign_keys of its own. Repeatable: a signature by any of the keys is enough.",
 )
 @click.option(
     "--gun-prefix",
@@ -124,16 +154,49 @@ def gateway(
     trust_timeout: float,
     shutdown_timeout: int,
     log_level: str,
+    notation_config: str | None,
+    trust_policy: str | None,
+    trust_store: str | None,
+    cosign_keys: tuple[str, ...],
 ) -> None:
-    """Run a registry gateway that serves only signed content (Docker Content Trust at the registry).
+    """Run a registry gateway that serves only signed content (Docker Content Trust, Notation, cosign).
 
     \b
-    Pulls by tag get the signed digest; pushes of unsigned tags are refused; blobs are streamed.
+    Pulls by tag get a signed digest; pushes of unsigned tags are refused; blobs are streamed.
     Exit codes: 0 stopped, 1 error, 2 usage.
+
+    \b
+    Which signatures a pull needs is set per repository in the --config file (first matching
+    pattern wins; default v1):
+      formats:
+        "prod/*": [v1, notation]      # every format listed
+        "team/*": any                 # one of v1, notation, cosign (those configured)
+        "oss/*": cosign
+        "ml/*": {any: [notation, cosign], cosign_keys: [ml.pub]}
+
+    \b
+    v1        the tag's signed digest, from --trust-server (moving the tag in the
+              registry changes nothing)
+    notation  the registry's digest for the tag, with a Notation signature valid
+              under the trust policy (--notation-config, or --trust-policy and
+              --trust-store); statements match <gun prefix>/<repository>
+    cosign    the registry's digest for the tag, with a cosign signature by a
+              --cosign-key (or the rule's cosign_keys)
+    With v1 and "all", the v1 signed digest must carry the other signatures too; with "any", the
+    registry's digest is tried first and the v1 signed digest is the fallback. Verdicts are cached
+    for --cache-ttl seconds; a check that fails or exceeds --trust-timeout refuses the pull.
+
+    \b
+    Signatures are served and can be pushed through the gateway: sha256-<hex> tags (referrers
+    indexes), sha256-<hex>.sig tags (cosign), signature manifests by digest, /referrers/. A push to
+    such a tag must keep every entry (layer) already there, and referenced signature manifests
+    cannot be deleted: no client removes another signer's signatures.
+
     \b
     Example:
       notar gateway --upstream http://127.0.0.1:5000 --trust-server https://notary:4443 \\
-          --listen 127.0.0.1:5001 --config gateway.yaml
+          --listen 127.0.0.1:5001 --config gateway.yaml \\
+          --notation-config /etc/notation --cosign-key /etc/notar/cosign.pub
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = GatewayConfig(
@@ -150,6 +213,10 @@ def gateway(
         trust_timeout=trust_timeout,
         log_level=log_level,
         shutdown_timeout=shutdown_timeout,
+        notation_config=notation_config,
+        trust_policy=trust_policy,
+        trust_store=trust_store,
+        cosign_keys=tuple(cosign_keys),
     )
     try:
         serve(config)

@@ -2,7 +2,9 @@
 
 Routing is one function (:meth:`GatewayApp._route`): ``/v2/<name>/manifests/<reference>`` of a
 trust-enabled repository goes to the trust handlers (:class:`~notar.gateway.manifests.ManifestGuard`);
-every other ``/v2`` request (blobs with ``Range``, uploads, tags, catalog, the ping, auth challenges) is
+a blob DELETE in a trust-enabled repository is refused (the blob may belong to a signed image or to
+another signer's signature: the registry's garbage collection removes what nothing references); every
+other ``/v2`` request (the referrers API included) (blobs with ``Range``, uploads, tags, catalog, the ping, auth challenges) is
 streamed both ways unchanged by the proxy (:class:`~notar.gateway.proxy.UpstreamProxy`), except
 ``Location`` headers pointing at the upstream, which are rewritten to the address the client used. Errors
 are answered here, in the docker error envelope, as long as the response has not started.
@@ -21,10 +23,13 @@ from starlette.types import Message, Receive, Scope, Send
 
 from notar.gateway.direct import BodyMover
 from notar.gateway.errors import GatewayError
+from notar.gateway.formats import Requirements
 from notar.gateway.manifests import ManifestGuard, parse_manifest_ref
 from notar.gateway.passthrough import BlobPassthrough
 from notar.gateway.policy import TrustPolicy
 from notar.gateway.proxy import ClientGone, UpstreamProxy, hang_up
+from notar.gateway.sigconfig import NotationTrust
+from notar.gateway.signatures import SignatureVerifier, UpstreamReads
 from notar.gateway.trust import TrustVerifier
 
 __all__ = ["GatewayApp", "GatewaySettings", "create_app"]
@@ -32,6 +37,9 @@ __all__ = ["GatewayApp", "GatewaySettings", "create_app"]
 log = logging.getLogger("notar.gateway")
 
 _MANIFEST_PATH: Final = re.compile(r"/v2/(?P<name>.+)/manifests/(?P<ref>[^/]*)/?\Z")
+_BLOB_PATH: Final = re.compile(
+    r"/v2/(?P<name>.+)/blobs/(?P<digest>[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)/?\Z"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +59,10 @@ class GatewaySettings:
     # threads that copy blob GET bodies socket to socket when both connections are plain TCP
     # (notar.gateway.direct); 0 keeps every body on the event loop
     direct_threads: int = 32
+    # which formats each repository's pulls need (default: v1 everywhere), and the trust policy + store
+    # Notation signatures are verified with (cosign keys are in the requirements)
+    requirements: Requirements | None = None
+    notation: NotationTrust | None = None
 
     def __post_init__(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):
@@ -120,8 +132,20 @@ class GatewayApp:
         if self.blobs is not None and settings.direct_threads > 0:
             self.mover = BodyMover(threads=settings.direct_threads, io_timeout=settings.io_timeout)
         self.proxy = UpstreamProxy(self.upstream, self.http, blobs=self.blobs, mover=self.mover)
+        self.signatures = SignatureVerifier(
+            UpstreamReads(self.proxy, max_manifest_bytes=settings.max_manifest_bytes),
+            notation=settings.notation,
+            gun_prefix=settings.gun_prefix,
+            ttl=verifier.ttl,
+            timeout=verifier.timeout,
+        )
         self.manifests = ManifestGuard(
-            verifier, self.proxy, policy=settings.policy, max_manifest_bytes=settings.max_manifest_bytes
+            verifier,
+            self.proxy,
+            policy=settings.policy,
+            max_manifest_bytes=settings.max_manifest_bytes,
+            signatures=self.signatures,
+            requirements=settings.requirements,
         )
 
     # -- ASGI -----------------------------------------------------------------------------------------
@@ -183,6 +207,15 @@ class GatewayApp:
             raise GatewayError("NAME_INVALID", "invalid request path")
         m = _MANIFEST_PATH.match(path)
         if m is None:
+            blob = _BLOB_PATH.match(path) if scope["method"] == "DELETE" else None
+            if blob is not None and self.settings.policy.enabled(blob["name"]):
+                log.warning("refused DELETE of blob %s in %s", blob["digest"], blob["name"])
+                raise GatewayError(
+                    "DENIED",
+                    f"blobs of {blob['name']} are not deleted through the gateway: a blob may belong to a signed "
+                    "image or to another signer's signature (the registry's garbage collection removes "
+                    "unreferenced blobs)",
+                )
             await self.proxy.pass_on(scope, receive, send)
             return
         ref = parse_manifest_ref(m["name"], m["ref"])

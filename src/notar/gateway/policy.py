@@ -5,6 +5,11 @@ The file is either a list of patterns, or a mapping::
     repositories: ["prod/*", "team/app"]   # trust-enabled repositories (default: every repository)
     exclude: ["scratch/*"]                 # never enforced, even if a pattern above matches
     allow_index_children: true             # serve manifests listed by a signed index (multi-platform)
+    formats:                               # which signatures a pull needs (default: v1 everywhere)
+      "prod/*": [v1, notation]
+      "team/*": any
+
+``formats`` is described in :mod:`notar.gateway.formats`; it applies to trust-enabled repositories only.
 
 Patterns are :func:`fnmatch.fnmatchcase` globs on the repository path (without the registry host):
 ``*`` also matches ``/``. Without a file every repository is trust-enabled (fail closed). A pattern that
@@ -27,10 +32,11 @@ import yaml
 from yaml.reader import ReaderError
 
 from notar.gateway.errors import ConfigError
+from notar.gateway.formats import FormatRule, parse_formats
 
 __all__ = ["TrustPolicy"]
 
-_KEYS = frozenset({"repositories", "exclude", "allow_index_children"})
+_KEYS = frozenset({"repositories", "exclude", "allow_index_children", "formats"})
 MAX_FILE_BYTES = 1024 * 1024
 _HINT = "patterns match repository paths like team/app, without the registry host"
 # what a repository path is made of (lowercase, digits, separators) plus the glob characters
@@ -42,12 +48,17 @@ class TrustPolicy:
     repositories: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     allow_index_children: bool = True
+    formats: tuple[FormatRule, ...] = ()
 
     def __post_init__(self) -> None:
-        for pattern in (*self.repositories, *self.exclude):
+        for pattern in (*self.repositories, *self.exclude, *(r.pattern for r in self.formats)):
             problem = _pattern_problem(pattern)
             if problem:
                 raise ConfigError(f"invalid repository pattern {pattern!r}: {problem}")
+
+    def rule_for(self, repository: str) -> FormatRule | None:
+        """The first ``formats`` rule whose pattern matches *repository*, or ``None`` (then: v1)."""
+        return next((r for r in self.formats if fnmatch.fnmatchcase(repository, r.pattern)), None)
 
     def enabled(self, repository: str) -> bool:
         """True when trust is enforced for *repository* (a path such as ``team/app``)."""
@@ -56,7 +67,8 @@ class TrustPolicy:
         return any(fnmatch.fnmatchcase(repository, p) for p in self.repositories)
 
     @classmethod
-    def from_data(cls, data: Any, *, source: str = "configuration") -> TrustPolicy:
+    def from_data(cls, data: Any, *, source: str = "configuration", base: Path | None = None) -> TrustPolicy:
+        """A policy from parsed YAML/JSON; *base* is where relative ``cosign_keys`` paths start."""
         if data is None:
             return cls()
         if isinstance(data, list):
@@ -81,6 +93,9 @@ class TrustPolicy:
             repositories=repositories,
             exclude=_patterns(data.get("exclude", []), "exclude", source),
             allow_index_children=allow,
+            formats=parse_formats(
+                data.get("formats"), source=source, base=base, pattern_problem=_pattern_problem
+            ),
         )
 
     @classmethod
@@ -106,7 +121,7 @@ class TrustPolicy:
             raise ConfigError(f"{path} is not valid {kind}: nested too deeply") from e
         except (ValueError, yaml.YAMLError) as e:
             raise ConfigError(f"{path} is not valid {kind}: {_parse_error(e)}") from e
-        return cls.from_data(data, source=str(path))
+        return cls.from_data(data, source=str(path), base=path.resolve().parent)
 
 
 def _parse_error(e: Exception) -> str:

@@ -1,4 +1,4 @@
-"""From configuration to a running gateway: the trust verifier, the app, uvicorn."""
+"""From configuration to a running gateway: the trust verifier, the signature material, the app, uvicorn."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from notar.config import ConfigError, parse_listen
 from notar.gateway.app import GatewayApp, GatewaySettings, create_app
 from notar.gateway.deadline import trust_server
 from notar.gateway.direct import EXTENSION, ClientSocket
+from notar.gateway.formats import Format, Requirements
 from notar.gateway.policy import TrustPolicy
+from notar.gateway.sigconfig import NotationTrust, load_cosign_keys, load_notation_trust
 from notar.gateway.trust import TrustVerifier
 
 __all__ = ["GatewayConfig", "build_app", "check_url", "seconds_problem", "serve"]
@@ -39,6 +41,11 @@ class GatewayConfig:
     trust_timeout: float = 10.0  # deadline in seconds for the whole trust check of one repository
     log_level: str = "info"
     shutdown_timeout: int = 30  # seconds in-flight requests get to finish after SIGTERM
+    # Notation: notation's configuration directory (default: $XDG_CONFIG_HOME/notation), or its parts
+    notation_config: str | None = None
+    trust_policy: str | None = None
+    trust_store: str | None = None
+    cosign_keys: tuple[str, ...] = ()  # public keys for rules without cosign_keys of their own
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -121,6 +128,7 @@ def build_app(config: GatewayConfig) -> GatewayApp:
             ) from e
     config.host_port  # noqa: B018 - validates --listen
     policy = TrustPolicy.from_file(config.config_file) if config.config_file else TrustPolicy()
+    notation, requirements = signature_material(config, policy)
     try:
         verify: Any = ssl.create_default_context(cafile=config.tls_ca) if config.tls_ca else True
     except (OSError, ssl.SSLError) as e:
@@ -137,11 +145,40 @@ def build_app(config: GatewayConfig) -> GatewayApp:
             gun_prefix=config.resolved_gun_prefix(),
             policy=policy,
             upstream_verify=verify,
+            requirements=requirements,
+            notation=notation,
         )
         return create_app(settings, verifier=verifier)
     except ValueError as e:
         verifier.close()
         raise ConfigError(str(e)) from e
+
+
+def signature_material(
+    config: GatewayConfig, policy: TrustPolicy
+) -> tuple[NotationTrust | None, Requirements]:
+    """The trust policy + store and cosign keys the policy's ``formats`` need, loaded and checked.
+
+    Notation's files are read when a rule needs them (explicitly, or through ``any`` when the default
+    directory has a trust policy) or when they are given; keys from ``--cosign-key`` and each rule's
+    ``cosign_keys``. A rule that names a format without its material is a :class:`ConfigError`.
+    """
+    rules = policy.formats
+    explicit = any(Format.NOTATION in r.formats and not r.expand_any for r in rules)
+    given = any(v is not None for v in (config.notation_config, config.trust_policy, config.trust_store))
+    notation = None
+    if explicit or given or any(r.expand_any for r in rules):
+        notation = load_notation_trust(
+            config_dir=config.notation_config,
+            trust_policy=config.trust_policy,
+            trust_store=config.trust_store,
+            required=explicit or given,
+        )
+    default_keys = load_cosign_keys(config.cosign_keys)
+    rule_keys = {path: load_cosign_keys([path])[0] for r in rules for path in r.cosign_keys or ()}
+    return notation, Requirements(
+        rules, notation=notation is not None, default_keys=default_keys, rule_keys=rule_keys
+    )
 
 
 # uvicorn's send() waits whenever the transport's write buffer is above its high-water mark (64 KiB by
@@ -179,6 +216,13 @@ def serve(config: GatewayConfig) -> None:
     app = build_app(config)
     if not config.config_file:
         log.info("no --config: trust is enforced for every repository")
+    requirements = app.settings.requirements
+    for line in requirements.describe() if requirements is not None else []:
+        log.info("formats %s", line)
+    if app.settings.notation is not None:
+        log.info("notation: %s", app.settings.notation.describe())
+        for warning in app.settings.notation.store.warnings:
+            log.warning("notation trust store: %s", warning)
     log.info(
         "gateway on %s -> %s, trust server %s, GUN prefix %s",
         config.listen,
