@@ -42,6 +42,8 @@ _TASK_FLAGS = {
     "key_secret_name": "--key-secret-name",
     "passphrase_secret_name": "--passphrase-secret-name",
     "region": "--region",
+    "formats": "--format",
+    "cert_secret_name": "--cert-secret-name",
 }
 
 
@@ -95,7 +97,10 @@ class _Reporter:
             self.status = None
         head = f"{self._n(result.task)} {result.task.image}"
         if result.ok:
-            line = f"{head}: signed {result.digest} by {result.task.signer_name} (key {result.key_id}) on {result.trust_server}"
+            line = f"{head}: signed {result.digest} by {result.task.signer_name} (key {result.key_id})"
+            line += f" on {result.trust_server}" if result.trust_server else ""
+            if result.task.formats != ("v1",):
+                line += f" as {', '.join(result.task.formats)}"
             if self.console is not None:
                 self.console.print(f"[bold green]{line}[/bold green]", highlight=False)
             else:
@@ -158,6 +163,21 @@ def _tasks_from_flags(
     envvar=_REGION_ENV,
     help="AWS region of the secrets [env NOTAR_RELEASE_REGION, AWS_REGION, AWS_DEFAULT_REGION].",
 )
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    metavar="v1|notation|cosign",
+    envvar="NOTAR_RELEASE_FORMATS",
+    help="Signature formats, repeatable or comma-separated (default v1), as for `notar sign` "
+    "[env NOTAR_RELEASE_FORMATS].",
+)
+@click.option(
+    "--cert-secret-name",
+    envvar="NOTAR_CERT_SECRET_NAME",
+    help="With --format notation: the secret holding the signer's PEM certificate chain "
+    "[env NOTAR_CERT_SECRET_NAME].",
+)
 @trust_options
 @click.pass_context
 def release(
@@ -170,6 +190,8 @@ def release(
     key_secret_name: str | None,
     passphrase_secret_name: str | None,
     region: str | None,
+    formats: tuple[str, ...],
+    cert_secret_name: str | None,
 ) -> None:
     """Push (optionally) and sign images in a release job, with the signer's key from AWS Secrets Manager.
 
@@ -182,7 +204,14 @@ def release(
           key_secret_name: notar/signers/ci/key
           passphrase_secret_name: notar/signers/ci/passphrase
           region: eu-west-1
+          formats: [v1, notation, cosign]   # optional, default [v1]
+          cert_secret_name: notar/signers/ci/cert   # with notation
     Or give one task with the options (each also from its environment variable).
+
+    formats adds Notation and cosign signatures of the same digest (`notar sign --format`), stored in
+    the registry before the tag is moved; notation needs the signer's PEM certificate chain in a
+    secret (cert_secret_name: `notar cert generate` writes it). A failed format fails the task, the
+    others are still tried, and the tag is not moved.
 
     The key is decrypted in memory only and never written to disk. After publishing, the tag is resolved
     through the trust server again. Exit codes: 0 every task signed, 1 a task failed (the others still
@@ -195,6 +224,8 @@ def release(
         "key_secret_name": key_secret_name,
         "passphrase_secret_name": passphrase_secret_name,
         "region": region,
+        "formats": ",".join(formats) or None,
+        "cert_secret_name": cert_secret_name,
     }
     tasks = _tasks_from_flags(click_ctx, task_file, flags)
     for task in tasks:  # the trust server rules need no network: check them up front too

@@ -8,12 +8,22 @@ Order (each step timed in :attr:`ReleaseResult.phases`, seconds):
              lists our key, and ``targets/releases`` must list it too (else docker would not see it);
 ``push``     with ``src``: blobs and manifest(s) uploaded by digest (the tag is not moved yet); without
              ``src``: the manifest GET from the registry (digest and size of what is signed);
+``notation`` / ``cosign``  with those ``formats``: the same digest signed in that format through the
+             signing-event seam (:mod:`notar.signing`) and stored in the registry (a referrer; a layer of
+             ``sha256-<hex>.sig``). Each is tried even when the other failed; a failure stops the task
+             here, before Notary v1 says anything about the tag (signatures of a digest claim nothing
+             about a tag);
 ``sign``     the targets/<signer> and targets/releases updates built and signed (plus the TUF refreshes
              around the publish that :meth:`Repository.sign` does);
 ``publish``  the POST of the signed update to the trust server;
 ``tag``      with ``src``: the tag moved to the signed manifest (sign before tag);
 ``verify``   a fresh :class:`Updater` resolves the tag through the trust server to the same digest, and
-             the registry serves that digest under the tag.
+             the registry serves that digest under the tag; each Notation / cosign signature is read back
+             from the registry and must verify with the certificate / key it was made with.
+
+``formats`` without ``v1`` skip ``check``, ``sign``, ``publish`` and the trust-server half of ``verify``:
+no trust server is contacted. Notation needs the signer's certificate chain: the ``certificate`` phase
+reads it from ``cert_secret_name`` into a wipeable buffer (public data, but kept to memory like the rest).
 
 The key never touches the file system: the repository's ``keys`` store is a :class:`FileKeyStore` on the
 trust directory whose passphrase source always refuses, and signing uses :class:`MemoryKeys` only. The
@@ -32,8 +42,11 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
 
 from notar.client import (
     MemoryKeys,
@@ -45,9 +58,16 @@ from notar.client import (
     Updater,
 )
 from notar.client.updater import RELEASES
-from notar.crypto import PrivateKey, Signer
+from notar.crypto import DigestSigner, PrivateKey, Signer
 from notar.errors import NotarError
-from notar.keystore import CallbackPassphrases, FileKeyStore, WrongPassphraseError, decode_private_key
+from notar.keystore import (
+    CallbackPassphrases,
+    CertificateFileError,
+    FileKeyStore,
+    WrongPassphraseError,
+    decode_certificate_chain,
+    decode_private_key,
+)
 from notar.registry import (
     CredentialProvider,
     Credentials,
@@ -58,12 +78,39 @@ from notar.registry import (
 )
 from notar.release._secrets import SecretBytes, SecretsManager
 from notar.release._task import ReleaseTask
+from notar.signing import (
+    CosignFormat,
+    Format,
+    FormatSigner,
+    NotationFormat,
+    SigningKey,
+    Status,
+    Subject,
+    Unavailable,
+    cosign_docker_reference,
+    cosign_signature_by,
+    notation_signature_by,
+    sign_event,
+)
 from notar.transfer import ManifestBlob, collect_image, open_source, upload_content
 from notar.tuf import FileMeta, TrustPinning, roles
 
 __all__ = ["PHASES", "ReleaseError", "ReleaseOptions", "ReleaseResult", "release", "run_tasks"]
 
-PHASES = ("secrets", "decrypt", "key", "check", "push", "sign", "publish", "tag", "verify")
+PHASES = (
+    "secrets",
+    "decrypt",
+    "key",
+    "certificate",
+    "check",
+    "push",
+    "notation",
+    "cosign",
+    "sign",
+    "publish",
+    "tag",
+    "verify",
+)
 
 Progress = Callable[[ReleaseTask, str, str], None]
 """progress(task, phase, message): called when a phase starts ("start") and ends ("done")."""
@@ -104,6 +151,7 @@ class ReleaseResult:
     error: str | None = None
     failed_phase: str | None = None
     phases: dict[str, float] = field(default_factory=dict)
+    signatures: list[dict[str, Any]] = field(default_factory=list)  # per format: status, error, what
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,6 +167,8 @@ class ReleaseResult:
             "error": self.error,
             "failed_phase": self.failed_phase,
             "phases": {k: round(v, 6) for k, v in self.phases.items()},
+            "formats": list(self.task.formats),
+            "signatures": self.signatures,
         }
 
 
@@ -277,6 +327,9 @@ def _release(
     url = options.server_url(ref)
     result.trust_server = url
 
+    v1 = "v1" in task.formats
+    if not v1:
+        result.trust_server = None  # not contacted
     key: Signer
     if task.key:
         with _phase(result, "key", progress):
@@ -287,6 +340,8 @@ def _release(
         key = _secrets_key(task, options, progress, result, held)
         signing.add(key, task.signer_name)
         key_label = None
+    key_id = key.public_key.key_id
+    chain = _certificate_chain(task, options, progress, result, held) if "notation" in task.formats else None
 
     pinning = TrustPinning(certs={ref.name: list(options.root_key_ids)}) if options.root_key_ids else None
     server = _TimedServer(url, verify=options.tls_verify(url))
@@ -296,17 +351,20 @@ def _release(
         ref.name, server=server, cache=cache, keys=no_unlock, signing_keys=signing, pinning=pinning
     )
     try:
-        with _phase(result, "check", progress):
-            try:
-                trusted = repo.refresh()
-            except RepositoryNotFoundError as e:
-                raise ReleaseError(
-                    f"{ref.name} has no trust data on {url}: initialise it and add the signer first "
-                    f"(notar signer add {task.signer_name} {ref.name} --key {task.signer_name}.pub)"
-                ) from e
-            result.key_id = check_signer(
-                trusted, ref.name, task.signer_name, key, task.key_secret_name, key_label=key_label
-            )
+        if v1:
+            with _phase(result, "check", progress):
+                try:
+                    trusted = repo.refresh()
+                except RepositoryNotFoundError as e:
+                    raise ReleaseError(
+                        f"{ref.name} has no trust data on {url}: initialise it and add the signer first "
+                        f"(notar signer add {task.signer_name} {ref.name} --key {task.signer_name}.pub)"
+                    ) from e
+                result.key_id = check_signer(
+                    trusted, ref.name, task.signer_name, key, task.key_secret_name, key_label=key_label
+                )
+        else:
+            result.key_id = key_id
         del key
 
         with RegistryClient(
@@ -319,11 +377,11 @@ def _release(
                 try:
                     if task.src is not None:
                         pushed = _push_by_digest(registry, ref, task.src)
-                        digest, size = pushed.descriptor.digest, len(pushed.data)
+                        desc = pushed.descriptor
                         result.pushed = True
                     else:
                         desc = registry.get_manifest(ref.path, ref.tag).descriptor
-                        digest, size = desc.digest, desc.size
+                    digest, size = desc.digest, desc.size
                 except RegistryError as e:
                     raise ReleaseError(f"registry {ref.domain}: {e}") from e
             algorithm, _, hexdigest = digest.partition(":")
@@ -331,13 +389,21 @@ def _release(
                 raise ReleaseError(f"{task.image}: only sha256 manifests can be signed, got {digest}")
             result.digest, result.size = digest, size
 
-            with _phase(result, "sign", progress):
-                signed = repo.sign(
-                    {ref.tag: FileMeta(size, {"sha256": bytes.fromhex(hexdigest)})}, initialize=False
+            subject = Subject(ref, desc)
+            signer = signing.get(key_id)[0]
+            _sign_other_formats(task, registry, subject, signer, chain, result, progress)
+
+            if v1:
+                with _phase(result, "sign", progress):
+                    signed = repo.sign(
+                        {ref.tag: FileMeta(size, {"sha256": bytes.fromhex(hexdigest)})}, initialize=False
+                    )
+                    result.roles = signed.roles
+                result.phases["publish"] = server.publish_seconds
+                result.phases["sign"] -= server.publish_seconds
+                result.signatures.append(
+                    {"format": "v1", "status": "signed", "error": None, "roles": signed.roles}
                 )
-                result.roles = signed.roles
-            result.phases["publish"] = server.publish_seconds
-            result.phases["sign"] -= server.publish_seconds
 
             if pushed is not None:
                 with _phase(result, "tag", progress):
@@ -349,14 +415,17 @@ def _release(
                         ) from e
 
             with _phase(result, "verify", progress):
-                fresh = Updater(ref.name, server, TrustCache(options.trust_dir), pinning=pinning).refresh()
-                match = fresh.resolve(ref.tag)
-                resolved = "sha256:" + match.meta.hashes["sha256"].hex()
-                if resolved != digest or match.meta.length != size:
-                    raise ReleaseError(
-                        f"verification failed: the trust server resolves {task.image} to {resolved}, "
-                        f"not the signed {digest}"
-                    )
+                if v1:
+                    fresh = Updater(
+                        ref.name, server, TrustCache(options.trust_dir), pinning=pinning
+                    ).refresh()
+                    match = fresh.resolve(ref.tag)
+                    resolved = "sha256:" + match.meta.hashes["sha256"].hex()
+                    if resolved != digest or match.meta.length != size:
+                        raise ReleaseError(
+                            f"verification failed: the trust server resolves {task.image} to {resolved}, "
+                            f"not the signed {digest}"
+                        )
                 try:
                     served = registry.get_manifest(ref.path, ref.tag).digest
                 except RegistryError as e:
@@ -365,6 +434,7 @@ def _release(
                     raise ReleaseError(
                         f"verification failed: the registry serves {served} under {ref.tag}, but {digest} was signed"
                     )
+                _verify_other_formats(registry, subject, signer, chain, result)
         result.ok = True
     finally:
         server.close()
@@ -389,6 +459,105 @@ def _secrets_key(
     key_secret.wipe()
     pass_secret.wipe()
     return key
+
+
+def _certificate_chain(
+    task: ReleaseTask,
+    options: ReleaseOptions,
+    progress: Progress | None,
+    result: ReleaseResult,
+    held: list[SecretBytes],
+) -> tuple[x509.Certificate, ...]:
+    """The ``certificate`` phase: the signer's PEM certificate chain (leaf first) from
+    ``cert_secret_name``, read into a wipeable buffer and parsed in memory."""
+    assert task.cert_secret_name is not None
+    with _phase(result, "certificate", progress):
+        secret = options.secrets(task.region).get(task.cert_secret_name)
+        held.append(secret)
+        try:
+            chain = decode_certificate_chain(bytes(secret.value), what=f"secret {task.cert_secret_name!r}")
+        except CertificateFileError as e:
+            raise ReleaseError(f"{e}: store the PEM chain `notar cert generate` writes") from None
+        finally:
+            secret.wipe()
+    return chain
+
+
+def _sign_other_formats(
+    task: ReleaseTask,
+    registry: RegistryClient,
+    subject: Subject,
+    signer: Signer,
+    chain: tuple[x509.Certificate, ...] | None,
+    result: ReleaseResult,
+    progress: Progress | None,
+) -> None:
+    """The ``notation`` and ``cosign`` phases (those in ``task.formats``), through the signing-event seam.
+
+    Each is tried even when the other failed; a failure is recorded in :attr:`ReleaseResult.signatures`
+    and, once both were tried, raised: Notary v1 is not signed and the tag is not moved."""
+    failed: list[str] = []
+    for fmt in task.formats:
+        if fmt == "v1":
+            continue
+        if not isinstance(signer, DigestSigner):
+            raise ReleaseError(f"the signer's key cannot sign a precomputed digest, which {fmt} needs")
+        format_signer: FormatSigner
+        if fmt == "notation":
+            assert chain is not None
+            key = SigningKey(task.signer_name, signer.public_key.key_id, signer, chain)
+            try:
+                format_signer = NotationFormat(registry, key)
+            except NotarError as e:
+                format_signer = Unavailable(Format.NOTATION, str(e))
+        else:
+            format_signer = CosignFormat(registry, signer)
+        with _phase(result, fmt, progress):
+            [outcome] = sign_event([subject], [format_signer])
+        result.signatures.append(
+            {"format": fmt, "status": outcome.status.value, "error": outcome.error, **outcome.detail}
+        )
+        if outcome.status is Status.FAILED:
+            if result.failed_phase is None:
+                result.failed_phase = fmt
+            failed.append(f"{outcome.format.display}: {outcome.error}")
+    if failed:
+        signed = [s["format"] for s in result.signatures if s["status"] == "signed"]
+        done = f"{', '.join(signed)} signed; " if signed else ""
+        after = "v1 not signed, " if "v1" in task.formats else ""
+        raise ReleaseError("; ".join(failed) + f" ({done}{after}the tag was not moved)")
+
+
+def _verify_other_formats(
+    registry: RegistryClient,
+    subject: Subject,
+    signer: Signer,
+    chain: tuple[x509.Certificate, ...] | None,
+    result: ReleaseResult,
+) -> None:
+    """Part of ``verify``: each Notation / cosign signature written is found again in the registry and
+    verifies with the certificate / key it was made with."""
+    for entry in result.signatures:
+        if entry["format"] == "notation":
+            assert chain is not None
+            found = notation_signature_by(
+                registry, subject.reference.path, subject.descriptor, chain[0], now=datetime.now(UTC)
+            )
+        elif entry["format"] == "cosign":
+            found = cosign_signature_by(
+                registry,
+                subject.reference.path,
+                subject.digest,
+                signer.public_key,
+                docker_reference=cosign_docker_reference(subject.reference),
+            )
+        else:
+            continue
+        if found is None:
+            raise ReleaseError(
+                f"verification failed: no {entry['format']} signature of {subject.digest} by this signer "
+                "verifies in the registry"
+            )
 
 
 def kms_signer(task: ReleaseTask) -> Signer:

@@ -23,10 +23,19 @@ A signer whose key never leaves AWS KMS is released with ``key`` instead of the 
         region: eu-west-1                     # optional: the key ARN's region, else AWS_REGION & co.
 
 (``key`` and the secret names exclude each other.)
+
+Either form may add signature formats besides Notary v1 (``notar sign --format``), signed from the same
+resolved digest before the tag moves::
+
+        formats: [v1, notation, cosign]          # optional; default [v1]; or "v1,notation"
+        cert_secret_name: notar/signers/ci/cert  # with notation: the signer's PEM certificate chain
+
+(``cert_secret_name`` is required with ``notation`` and refused without it.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -42,6 +51,7 @@ from notar.registry import InvalidReferenceError, Reference, parse_reference
 __all__ = [
     "FIELDS",
     "MAX_TASK_FILE_BYTES",
+    "RELEASE_FORMATS",
     "ReleaseTask",
     "TaskError",
     "check_value",
@@ -50,9 +60,11 @@ __all__ = [
 ]
 
 REQUIRED: Final = ("image", "signer_name", "key_secret_name", "passphrase_secret_name", "region")
-OPTIONAL: Final = ("src",)
+OPTIONAL: Final = ("src", "formats", "cert_secret_name")
 KMS_REQUIRED: Final = ("image", "signer_name", "key")  # the KMS form: `key` instead of the secrets
-KMS_OPTIONAL: Final = ("src", "region")
+KMS_OPTIONAL: Final = ("src", "region", "formats", "cert_secret_name")
+#: The signature formats a task can write (``formats``), named as ``notar sign --format`` names them.
+RELEASE_FORMATS: Final = ("v1", "notation", "cosign")
 FIELDS: Final = REQUIRED + OPTIONAL + ("key",)
 
 _SIGNER = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
@@ -80,6 +92,8 @@ class ReleaseTask:
     src: Path | None = None
     where: str = "<flags>"  # file:line of the task, for messages
     key: str | None = None  # awskms:///... (then key_secret_name/passphrase_secret_name are "")
+    formats: tuple[str, ...] = ("v1",)  # of RELEASE_FORMATS, in order, no repeats
+    cert_secret_name: str | None = None  # the signer's PEM certificate chain, for notation
 
     @property
     def reference(self) -> Reference:
@@ -104,14 +118,66 @@ def check_value(name: str, value: str) -> str | None:
                 f"{value!r} is not a signer name (lower-case letters, digits, '-' and '_', "
                 "starting with a letter or digit; not 'releases')"
             )
-    elif name in ("key_secret_name", "passphrase_secret_name"):
+    elif name in ("key_secret_name", "passphrase_secret_name", "cert_secret_name"):
         if not _SECRET.match(value):
             return f"{value!r} is not a Secrets Manager secret name or ARN"
     elif name == "region" and not _REGION.match(value):
         return f"{value!r} is not an AWS region name (like eu-west-1)"
     elif name == "key":
         return _key_uri_problem(value)
+    elif name == "formats":
+        return _formats_problem([part.strip() for part in value.split(",")])
     return None
+
+
+def _formats_problem(names: list[str]) -> str | None:
+    """Why a ``formats`` list is not acceptable (empty, unknown or repeated names), or None."""
+    if not names or any(not n for n in names):
+        return f"must list one or more of {', '.join(RELEASE_FORMATS)}"
+    unknown = [n for n in names if n not in RELEASE_FORMATS]
+    if unknown:
+        return f"unknown format {unknown[0]!r} (one of {', '.join(RELEASE_FORMATS)})"
+    if len(set(names)) != len(names):
+        return "lists a format twice"
+    return None
+
+
+def _formats_value(path: Path, node: yaml.Node) -> str:
+    """A task file's ``formats``: a list of names, or one comma-separated string; as that string."""
+    if isinstance(node, yaml.SequenceNode):
+        names = []
+        for item in node.value:
+            if not (isinstance(item, yaml.ScalarNode) and item.tag == "tag:yaml.org,2002:str"):
+                raise TaskError(
+                    f"{path}:{_line(item)}: formats: a format must be a string, got {_kind(item)}"
+                )
+            names.append(item.value.strip())
+    elif isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str":
+        names = [part.strip() for part in node.value.split(",")]
+    else:
+        raise TaskError(
+            f"{path}:{_line(node)}: formats must be a list like [v1, notation], got {_kind(node)}"
+        )
+    why = _formats_problem(names)
+    if why:
+        raise TaskError(f"{path}:{_line(node)}: formats: {why}")
+    return ",".join(names)
+
+
+def _with_formats(task: ReleaseTask, values: dict[str, str]) -> ReleaseTask:
+    """*task* with its ``formats`` (v1 when not given) and ``cert_secret_name``, checked together:
+    Notation signatures need the certificate chain, and a certificate without notation is a mistake."""
+    text = values.get("formats")
+    formats = tuple(part.strip() for part in text.split(",")) if text else ("v1",)
+    cert = values.get("cert_secret_name") or None
+    if "notation" in formats and cert is None:
+        raise TaskError(
+            f"{task.where}: formats: notation needs the signer's certificate chain: set cert_secret_name (a "
+            "secret holding the PEM chain, leaf first, as `notar cert generate` writes it)"
+        )
+    if cert is not None and "notation" not in formats:
+        raise TaskError(f"{task.where}: cert_secret_name is for notation signatures: add notation to formats")
+    return dataclasses.replace(task, formats=formats, cert_secret_name=cert)
 
 
 def _key_uri_problem(value: str) -> str | None:
@@ -167,7 +233,7 @@ def make_task(values: dict[str, str], *, where: str = "<flags>", base: Path | No
         if why:
             raise TaskError(f"{where}: {name}: {why}")
     src = _src_path(values.get("src"), where, base)
-    return _task(values, src, where)
+    return _with_formats(_task(values, src, where), values)
 
 
 def _src_path(value: str | None, where: str, base: Path | None) -> Path | None:
@@ -294,6 +360,9 @@ def _task_from_node(path: Path, node: yaml.Node) -> ReleaseTask:
             raise TaskError(f"{at}: unknown key {name!r} (a task has exactly: {', '.join(FIELDS)})")
         if name in values:
             raise TaskError(f"{at}: duplicate key {name!r}")
+        if name == "formats":
+            values[name] = _formats_value(path, value)
+            continue
         if not (isinstance(value, yaml.ScalarNode) and value.tag == "tag:yaml.org,2002:str"):
             raise TaskError(f"{path}:{_line(value)}: {name} must be a string, got {_kind(value)}")
         if name != "src":
@@ -308,4 +377,4 @@ def _task_from_node(path: Path, node: yaml.Node) -> ReleaseTask:
         raise TaskError(f"{where}: task is missing {', '.join(missing)}")
     src_line = next((f"{path}:{_line(v)}" for k, v in node.value if k.value == "src"), where)
     src = _src_path(values.get("src"), src_line, path.parent)
-    return _task(values, src, where)
+    return _with_formats(_task(values, src, where), values)
