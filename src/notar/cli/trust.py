@@ -13,7 +13,14 @@ from click.core import ParameterSource
 
 from notar.cli._common import Context, trust_options
 from notar.cli.keys import BadInput, _check_name
-from notar.client import NotSignedError, RepositoryNotFoundError, inspect_data, render_json, render_pretty
+from notar.client import (
+    MemoryKeys,
+    NotSignedError,
+    RepositoryNotFoundError,
+    inspect_data,
+    render_json,
+    render_pretty,
+)
 from notar.crypto import CryptoError, PublicKey
 from notar.errors import NotarError
 from notar.registry import RegistryClient
@@ -269,6 +276,21 @@ def _signing_key(ctx: Context, signer: str | None) -> SigningKey | str:
         return " ".join(str(e).split())
 
 
+def _kms_signing_key(ctx: Context, uri: str) -> SigningKey:
+    """``--key awskms:///...``: the KMS key (one GetPublicKey), with the certificate chain the trust directory
+    keeps for it (``notar cert generate NAME --key``), named after its stored reference when there is one."""
+    from notar.kms import KeyURIError, KmsKeySpecError, KmsKeyUsageError, KmsSigner
+
+    try:
+        kms_signer = KmsSigner.open(uri)
+    except (KeyURIError, KmsKeySpecError, KmsKeyUsageError) as e:
+        raise BadInput(f"--key: {e}") from None
+    store = ctx.keystore()
+    ref = store.reference(kms_signer.key_id)
+    chain = store.certificate_chain(kms_signer.key_id)
+    return SigningKey(ref.role if ref else str(kms_signer.uri), kms_signer.key_id, kms_signer, chain)
+
+
 def _sign_report(outcomes: list[Outcome]) -> list[str]:
     """Progress lines (stderr) for what was signed or skipped; the failure lines, grouped by format and reason."""
     failures: dict[tuple[Format, str], list[Subject]] = {}
@@ -312,6 +334,15 @@ def _sign_report(outcomes: list[Outcome]) -> list[str]:
     metavar="NAME",
     help="Whose key signs Notation and cosign signatures (needed when the trust directory holds the keys "
     "of several signers) [env NOTAR_SIGNER].",
+)
+@click.option(
+    "--key",
+    "kms_key",
+    envvar="NOTAR_SIGN_KEY",
+    metavar="awskms:///KEY",
+    help="Sign with this AWS KMS key in every format, instead of the keys in the trust directory (v1: the key "
+    "must be a signer of the repository; notation: its certificate made with `notar cert generate NAME --key`). "
+    "Without it, a signer added with --key awskms:///... signs through KMS anyway [env NOTAR_SIGN_KEY].",
 )
 @click.option(
     "--envelope",
@@ -361,6 +392,7 @@ def sign(
     annotations: tuple[str, ...],
     recursive: bool,
     source_registry: str | None,
+    kms_key: str | None,
 ) -> None:
     refs = [ctx.parse(i, need_tag=True) for i in images]
     if len({r.name for r in refs}) != 1:
@@ -375,7 +407,10 @@ def sign(
         metadata = parse_annotations(annotations, notation=Format.NOTATION in fmts)
     except SigningSetupError as e:
         raise BadInput(f"--annotation: {e}") from None
-    key = _signing_key(ctx, signer) if oci else None
+    if kms_key and _given(click_ctx, "signer"):
+        raise BadInput("--key and --signer exclude each other (--key names the key itself)")
+    kms = _kms_signing_key(ctx, kms_key) if kms_key else None
+    key = kms if kms is not None else _signing_key(ctx, signer) if oci else None
     ref0 = refs[0]
     registry_options: dict[str, Any] = {
         "credentials": ctx.registry_credentials(),
@@ -389,7 +424,11 @@ def sign(
         subjects = resolve_subjects(source, refs, recursive=recursive)
         signers: list[FormatSigner] = []
         for fmt in fmts:
-            if fmt is Format.V1:
+            if fmt is Format.V1 and kms is not None:
+                repository = ctx.repository(ref0)
+                repository.signing_keys = MemoryKeys([(kms.signer, kms.name)])  # this key only
+                signers.append(V1Format(repository, initialize=False))
+            elif fmt is Format.V1:
                 signers.append(V1Format(ctx.repository(ref0)))
             elif isinstance(key, str) or key is None:
                 signers.append(Unavailable(fmt, key or "no key"))
