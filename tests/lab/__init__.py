@@ -30,6 +30,7 @@ fixture; it takes a work directory for its config, data and log::
     run_notary_server(pki, dir)        run_registry(dir)         run_postgres(dir)
     run_notar_server(pki | None, dir)  run_gateway(dir, upstream=..., trust_server=..., ca=...)
     run_moto(dir, **env)
+    run_kms(dir)                       (tests.lab.kms: moto with an AWS-faithful KMS Sign, call log, faults)
 
 Something new to start: ``with Process(name, argv, log=workdir / "x.log", port=port, env=child_env(...)):``
 (``port`` from :func:`free_port`, passed in *argv*) waits until the port accepts connections and fails fast
