@@ -142,7 +142,35 @@ def _database_options(fn: click.decorators.FC) -> click.decorators.FC:
     "registry_url",
     envvar="NOTAR_REGISTRY_URL",
     help="Registry URL (e.g. https://registry.example.com) whose tags the web UI compares with the "
-    "trust data, to show unsigned and stale tags.",
+    "trust data, to show unsigned and stale tags, and each tag's Notation and cosign signatures.",
+)
+@click.option(
+    "--notation-config",
+    envvar="NOTAR_SERVER_NOTATION_CONFIG",
+    type=click.Path(file_okay=False, exists=True),
+    help="Web UI: notation's configuration directory (trustpolicy.oci.json or trustpolicy.json, "
+    "truststore/x509/...) under which Notation signatures are shown verified or not. Without it (or "
+    "--trust-policy) they are shown as not verified.",
+)
+@click.option(
+    "--trust-policy",
+    envvar="NOTAR_SERVER_TRUST_POLICY",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Web UI: a Notation trust policy file, instead of the configuration directory's.",
+)
+@click.option(
+    "--trust-store",
+    envvar="NOTAR_SERVER_TRUST_STORE",
+    type=click.Path(file_okay=False, exists=True),
+    help="Web UI: a Notation trust store directory (holding x509/<type>/<name>/).",
+)
+@click.option(
+    "--cosign-key",
+    "cosign_keys",
+    multiple=True,
+    envvar="NOTAR_SERVER_COSIGN_KEYS",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Web UI: a cosign public key (PEM) that cosign signatures are verified with. Repeatable.",
 )
 @click.option("--no-migrate", is_flag=True, help="Do not migrate the database on start.")
 @click.option(
@@ -199,6 +227,10 @@ def server(ctx: click.Context, /, **opts: object) -> None:
         registry_url=opts["registry_url"] or None,  # type: ignore[arg-type]
         timestamp_key=opts["timestamp_key"] or None,  # type: ignore[arg-type]
         snapshot_key=opts["snapshot_key"] or None,  # type: ignore[arg-type]
+        notation_config=opts["notation_config"] or None,  # type: ignore[arg-type]
+        trust_policy=opts["trust_policy"] or None,  # type: ignore[arg-type]
+        trust_store=opts["trust_store"] or None,  # type: ignore[arg-type]
+        cosign_keys=list(opts["cosign_keys"]),  # type: ignore[call-overload]
     )
     from notar.web.runtime import serve  # the API with the UI; imported when the command runs
 

@@ -67,6 +67,11 @@ class ServerConfig:
     registry_url: str | None = None  # the registry the web UI compares tags with (unsigned/stale tags)
     timestamp_key: str | None = None  # awskms:///... : every repository's timestamps are signed by KMS
     snapshot_key: str | None = None  # awskms:///... : likewise for server-held snapshots
+    # the web UI's view of Notation / cosign signatures (notar.web): what they are verified with
+    notation_config: str | None = None
+    trust_policy: str | None = None
+    trust_store: str | None = None
+    cosign_keys: list[str] = field(default_factory=list)
 
     @property
     def host_port(self) -> tuple[str, int]:

@@ -15,9 +15,11 @@ listing holds only such repositories. Pages never carry key material other than 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.applications import Starlette
@@ -29,12 +31,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notar import __version__
+from notar.gateway.sigconfig import CosignKey, NotationTrust
 from notar.registry import RegistryClient
 from notar.server.app import valid_gun
 from notar.server.auth import Access, TokenAuth
 from notar.server.errors import ServerError
 from notar.server.service import TrustService
 from notar.server.storage import MAX_REPOSITORIES
+from notar.web.signatures import SignatureReader
 from notar.web.trust import STATUS_LABELS, RepoSummaryView, RepoView, TrustReader
 
 __all__ = ["create_web_app"]
@@ -208,11 +212,19 @@ def create_web_app(
     auth: TokenAuth | None = None,
     registry: RegistryClient | None = None,
     registry_url: str | None = None,
+    notation: NotationTrust | None = None,
+    cosign_keys: Sequence[CosignKey] = (),
 ) -> ASGIApp:
-    """The UI over *service*. With *registry* (or *registry_url*), tags are compared with the registry."""
+    """The UI over *service*. With *registry* (or *registry_url*), tags are compared with the registry and
+    show their Notation / cosign signatures, verified under *notation* (a trust policy + store) and with
+    *cosign_keys* when given."""
     if registry is None and registry_url:
         registry = RegistryClient(registry_url)
-    reader = TrustReader(service, registry=registry, registry_url=registry_url)
+    signatures = None
+    if registry is not None:
+        host = urlsplit(registry.base_url).netloc
+        signatures = SignatureReader(registry, registry_host=host, notation=notation, cosign_keys=cosign_keys)
+    reader = TrustReader(service, registry=registry, registry_url=registry_url, signatures=signatures)
     ui = WebUI(reader, auth)
     app = Starlette(
         routes=[

@@ -17,6 +17,11 @@ Statuses of a tag:
                   history, not trust: "revoked" never makes a tag trusted.
 * ``expired``  -- the trust data that would sign it has expired (the whole repository, or its role).
 * ``invalid``  -- the trust data that would sign it fails verification (the whole repository, or its role).
+
+With a registry, each tag the registry has also shows its Notation and cosign signatures (of the digest the
+registry's tag points at), judged by :class:`~notar.web.signatures.SignatureReader` under the server's
+trust policy and cosign keys when configured. Signature tags (``sha256-<hex>``, ``sha256-<hex>.sig``) are
+signatures, not tags of content: they are not listed as tags.
 """
 
 from __future__ import annotations
@@ -46,11 +51,14 @@ from notar.client import (
 )
 from notar.client.inspect import natural_key
 from notar.client.sources import metadata_name, not_found, too_large
-from notar.registry import ManifestNotFoundError, RegistryClient, RegistryError
+from notar.gateway.artifacts import signature_tag
+from notar.notation import Descriptor as SignedDescriptor
+from notar.registry import Descriptor, ManifestNotFoundError, RegistryClient, RegistryError
 from notar.registry import RepositoryNotFoundError as RegistryRepoNotFoundError
 from notar.server.errors import ServerError
 from notar.server.service import TrustService
 from notar.tuf import ExpiredError, roles
+from notar.web.signatures import SignatureReader, TagSignatures
 
 __all__ = [
     "STATUS_LABELS",
@@ -142,6 +150,7 @@ class TagRow:
     role: str | None = None  # the role the digest was resolved from
     signers: list[SignerRef] = field(default_factory=list)
     note: str = ""
+    signatures: TagSignatures | None = None  # Notation / cosign, of the registry's digest (with a reader)
 
     @property
     def label(self) -> str:
@@ -157,6 +166,7 @@ class TagRow:
             "role": self.role,
             "signers": [{"name": s.name, "role": s.role, "key_ids": list(s.key_ids)} for s in self.signers],
             "note": self.note,
+            "signatures": self.signatures.to_json() if self.signatures is not None else None,
         }
 
 
@@ -166,6 +176,7 @@ class RegistryView:
     repository: str
     digests: dict[str, str | None] = field(default_factory=dict)  # tag -> digest (None: unreadable)
     error: str | None = None
+    descriptors: dict[str, Descriptor] = field(default_factory=dict)  # tag -> media type, digest, size
 
 
 @dataclass(slots=True)
@@ -182,6 +193,9 @@ class RepoView:
     versions: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # role -> (version, expires)
     changes: list[dict[str, Any]] = field(default_factory=list)
     registry: RegistryView | None = None
+    # what Notation / cosign signatures are verified with ({"notation": source, "cosign_keys": [...]});
+    # None when signatures are not shown (no registry)
+    signature_policy: dict[str, Any] | None = None
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUS_LABELS, 0)
@@ -206,6 +220,7 @@ class RepoView:
             "registry": None
             if reg is None
             else {"url": reg.url, "repository": reg.repository, "error": reg.error},
+            "signature_policy": self.signature_policy,
         }
 
 
@@ -299,9 +314,11 @@ class TrustReader:
         registry: RegistryClient | None = None,
         registry_url: str | None = None,
         registry_workers: int = 8,
+        signatures: SignatureReader | None = None,
     ) -> None:
         self.service = service
         self.registry = registry
+        self.signatures = signatures
         self.registry_url = registry_url or (registry.base_url if registry is not None else "")
         self.registry_workers = registry_workers
         self._source = ServiceSource(service)
@@ -350,7 +367,29 @@ class TrustReader:
         else:
             self._verified(view, repo)
         view.tags.sort(key=lambda r: natural_key(r.tag))
+        self._signatures(view)
         return view
+
+    def _signatures(self, view: RepoView) -> None:
+        """Each tag's Notation / cosign signatures: of the digest the registry's tag points at."""
+        reader, reg = self.signatures, view.registry
+        if reader is None or reg is None or reg.error is not None:
+            return
+        view.signature_policy = reader.describe()
+        wanted = [(row, reg.descriptors[row.tag]) for row in view.tags if row.tag in reg.descriptors]
+        if not wanted:
+            return
+
+        def read(item: tuple[TagRow, Descriptor]) -> TagSignatures:
+            _row, desc = item
+            subject = SignedDescriptor(desc.media_type, desc.digest, desc.size)
+            # the GUN is the repository as clients name it (host included): what trust policy scopes name
+            scope = view.gun if view.gun != reg.repository else None
+            return reader.read(reg.repository, subject, scope=scope)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.registry_workers, len(wanted)))) as pool:
+            for (row, _desc), found in zip(wanted, pool.map(read, wanted), strict=True):
+                row.signatures = found
 
     def _changes(self, gun: str, count: int) -> list[dict[str, Any]]:
         try:
@@ -567,21 +606,25 @@ class TrustReader:
             view.error = str(e)
             return view
 
-        def digest(tag: str) -> str | None:
+        def describe(tag: str) -> Descriptor | None:
             try:
-                return client.head_manifest(view.repository, tag).digest
+                return client.head_manifest(view.repository, tag)
             except ManifestNotFoundError:
                 return None
             except RegistryError:
                 try:
-                    return client.get_manifest(view.repository, tag).digest
+                    manifest = client.get_manifest(view.repository, tag)
+                    return Descriptor(manifest.media_type, manifest.digest, manifest.size)
                 except (RegistryError, ValueError) as e:
                     log.warning("cannot read %s:%s from the registry: %s", view.repository, tag, e)
                     return None
             except ValueError:
                 return None
 
+        tags = [t for t in tags if signature_tag(t) is None]  # signatures, shown with what they sign
         if tags:
             with ThreadPoolExecutor(max_workers=max(1, min(self.registry_workers, len(tags)))) as pool:
-                view.digests = dict(zip(tags, pool.map(digest, tags), strict=True))
+                found = dict(zip(tags, pool.map(describe, tags), strict=True))
+            view.digests = {t: d.digest if d is not None else None for t, d in found.items()}
+            view.descriptors = {t: d for t, d in found.items() if d is not None}
         return view
