@@ -28,6 +28,7 @@ _COMMANDS = {
     "inspect": "notar.cli.trust:inspect",
     "resolve": "notar.cli.trust:resolve",
     "verify": "notar.cli.verify:verify",
+    "migrate": "notar.cli.migrate:migrate",
     "push": "notar.cli.images:push",
     "pull": "notar.cli.images:pull",
     "gateway": "notar.cli.gateway:gateway",
