@@ -180,3 +180,25 @@ def test_ttl_shared_checks_and_fresh_requests(tmp_path: Path, signer: PrivateKey
         assert not notation.verified and "no trust policy" in notation.reason
 
     asyncio.run(scenario())
+
+
+def test_any_is_not_blocked_by_a_format_that_cannot_be_checked(tmp_path: Path, signer: PrivateKey) -> None:
+    """{any: [v1, cosign]} with the trust server down: the cosign signature is enough; without it the pull
+    fails with the trust server's 503, not an "unsigned" 404."""
+    upstream = Upstream(signer)
+    policy = TrustPolicy.from_data({"formats": {"cs/*": {"any": ["v1", "cosign"]}}})
+    requirements = Requirements(policy.formats, default_keys=load_cosign_keys([key_file(tmp_path, signer)]))
+    settings = GatewaySettings(
+        upstream="http://upstream:5000", gun_prefix="gw:5001", policy=policy, requirements=requirements
+    )
+
+    def app() -> TestClient:
+        down = TrustVerifier(server=TrustServer("https://127.0.0.1:1"), timeout=2.0)  # nothing listens there
+        return TestClient(create_app(settings, verifier=down, transport=httpx.MockTransport(upstream)))
+
+    with app() as c:
+        assert c.get("/v2/cs/app/manifests/1.0").status_code == 200
+    upstream.fail = 404  # no cosign signature either
+    with app() as c:
+        r = c.get("/v2/cs/app/manifests/1.0")
+        assert r.status_code == 503 and r.json()["errors"][0]["code"] == "TRUST_UNAVAILABLE"

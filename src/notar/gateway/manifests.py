@@ -300,8 +300,14 @@ class ManifestGuard:
         current = await self._fetch_ref(scope, send, ref.name, tag)
         if current is _RELAYED:
             return None
+        failure: GatewayError | None = None
         if isinstance(current, _Fetched):
-            ok, reasons = await self._satisfied(scope, req, ref.name, gun, current, tag=tag)
+            try:
+                ok, reasons = await self._satisfied(scope, req, ref.name, gun, current, tag=tag)
+            except GatewayError as e:
+                if not v1:
+                    raise
+                failure, ok = e, False  # the v1 signed digest may still be served
             if ok:
                 return current
         untrusted = ""
@@ -312,6 +318,8 @@ class ManifestGuard:
             fallback = view.tags.get(tag)
             if fallback is not None:
                 return await self._fetch_signed(scope, send, ref.name, fallback)
+            if failure is not None:
+                raise failure
             untrusted = f" and {_no_trust(tag, view)}"
         if not isinstance(current, _Fetched):
             raise GatewayError(
@@ -383,14 +391,24 @@ class ManifestGuard:
         """Whether *fetched* (under *tag*, or by digest) satisfies *req*, and why not (one reason per format
         that failed; ``all`` stops at the first)."""
         reasons: list[str] = []
+        failure: GatewayError | None = None
         for fmt in req.formats:
-            ok, why = await self._holds(scope, fmt, req, name, gun, fetched, tag=tag, fresh=fresh)
+            try:
+                ok, why = await self._holds(scope, fmt, req, name, gun, fetched, tag=tag, fresh=fresh)
+            except GatewayError as e:
+                if req.mode is Mode.ALL:
+                    raise
+                # any: another format may still hold; if none does, this failure is the answer (not "unsigned")
+                failure = failure or e
+                ok, why = False, f"{fmt}: {e.message}"
             if ok and req.mode is Mode.ANY:
                 return True, []
             if not ok:
                 reasons.append(why)
                 if req.mode is Mode.ALL:
                     return False, reasons
+        if failure is not None:
+            raise failure
         return req.mode is Mode.ALL, reasons
 
     async def _holds(
