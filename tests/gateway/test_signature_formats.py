@@ -380,3 +380,29 @@ def test_concurrent_signers_lose_nothing(lab: Lab) -> None:
     with http() as c:
         entries = get(c, lab, repo, f"sha256-{image.manifest.digest[7:]}").json()["manifests"]
     assert len(entries) == 5
+
+
+def test_what_a_signature_tag_gains_must_sign_its_digest(lab: Lab) -> None:
+    """New entries of sha256-<hex> must be signature manifests whose subject is <hex>, new .sig layers
+    payloads naming it: not the image itself, not another image's signature."""
+    repo = repo_name("nv")
+    image, other = lab.push(repo, "1.0", "the subject"), lab.push(repo, "2.0", "another image")
+    lab.sign_notation(repo, image)
+    lab.sign_notation(repo, other)
+    lab.sign_cosign(repo, other)
+    tag = f"sha256-{image.manifest.digest[7:]}"
+    with http() as c, lab.through() as client:
+        index = get(c, lab, repo, tag).json()
+        others = get(c, lab, repo, f"sha256-{other.manifest.digest[7:]}").json()["manifests"][0]
+        itself = dict(image.manifest.descriptor(), artifactType="application/vnd.cncf.notary.signature")
+        for entry, why in ((itself, "it is not a signature manifest"), (others, "its subject is")):
+            body = json.dumps(dict(index, manifests=[*index["manifests"], entry])).encode()
+            with pytest.raises(RegistryError) as refused:
+                client.put_manifest(repo, tag, body, MEDIA_TYPE_OCI_INDEX)
+            assert why in str(refused.value), refused.value
+        # another image's cosign layer copied into this image's .sig
+        sig = get(c, lab, repo, f"sha256-{other.manifest.digest[7:]}.sig").json()
+        with pytest.raises(RegistryError):
+            client.put_manifest(repo, f"{tag}.sig", json.dumps(sig).encode(), MEDIA_TYPE_OCI_MANIFEST)
+    log = lab.gateway.log_text()
+    assert f"refused PUT {repo}:{tag}.sig" in log and "its payload names" in log

@@ -36,6 +36,7 @@ from notar.registry.manifest import (
 
 __all__ = [
     "Kind",
+    "added_items",
     "TagKind",
     "classify",
     "dropped_entries",
@@ -140,6 +141,24 @@ def _dropped(current: list[object], new: list[object], *, with_annotations: bool
         if identity is not None and identity not in kept:
             assert isinstance(item, dict)
             out.append(str(item["digest"]))
+    return out
+
+
+def _items(body: Mapping[str, Any] | None, key: str) -> list[object]:
+    value = body.get(key) if body is not None else None
+    return value if isinstance(value, list) else []
+
+
+def added_items(current: Mapping[str, Any] | None, new: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    """The ``manifests`` (*key*) entries or ``layers`` of *new* that *current* does not have (all of them
+    when there is no current document), as found; an item without a digest counts as added too."""
+    with_annotations = key == "layers"
+    have = {_identity(item, with_annotations=with_annotations) for item in _items(current, key)}
+    out = []
+    for item in _items(new, key):
+        identity = _identity(item, with_annotations=with_annotations)
+        if identity is None or identity not in have:
+            out.append(item if isinstance(item, dict) else {})
     return out
 
 

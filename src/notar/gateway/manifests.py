@@ -49,6 +49,7 @@ from notar._lru import LRUCache
 from notar.gateway.artifacts import (
     Kind,
     TagKind,
+    added_items,
     classify,
     dropped_entries,
     dropped_layers,
@@ -563,11 +564,16 @@ class ManifestGuard:
             current = await self._fetch_ref(scope, send, ref.name, ref.tag)
             if current is _RELAYED:
                 return
-            if isinstance(current, _Fetched) and _kind(current) is kind:
-                old, now = json_object(current.data), json_object(body)
-                assert old is not None and now is not None
+            now = json_object(body)
+            assert now is not None
+            kept = (
+                json_object(current.data)
+                if isinstance(current, _Fetched) and _kind(current) is kind
+                else None
+            )
+            if kept is not None:
                 dropped = (
-                    dropped_entries(old, now) if tag_kind is TagKind.REFERRERS else dropped_layers(old, now)
+                    dropped_entries(kept, now) if tag_kind is TagKind.REFERRERS else dropped_layers(kept, now)
                 )
                 if dropped:
                     what = "entries" if tag_kind is TagKind.REFERRERS else "signatures (layers)"
@@ -578,10 +584,83 @@ class ManifestGuard:
                         "signatures cannot be removed or replaced; read the tag again and add to it",
                         detail={"Tag": ref.tag, "Dropped": dropped},
                     )
+            await self._check_additions(scope, ref, tag_kind, found[1], kept, now)
             await self.proxy.forward(
                 scope, receive, send, path=f"/v2/{ref.name}/manifests/{ref.tag}", body=body, keep_query=False
             )
         self.signatures.forget(ref.name, found[1])  # counts at once, without waiting out the cache
+
+    async def _check_additions(
+        self,
+        scope: Scope,
+        ref: ManifestRef,
+        tag_kind: TagKind,
+        subject: str,
+        current: dict[str, object] | None,
+        new: dict[str, object],
+    ) -> None:
+        """What a PUT adds to a signature tag must be signatures of the tag's own digest (*subject*):
+
+        * a referrers index entry: a signature manifest already in the registry (judged on its content)
+          whose ``subject`` is *subject* -- not an image, not the subject itself, not another image's;
+        * a ``.sig`` layer: a simplesigning payload already in the registry naming *subject*.
+
+        DENIED otherwise (or when it cannot be read). Checked only for what is new, at most
+        :data:`_MAX_PROBES` items.
+        """
+        headers = credentials(list(scope["headers"]))
+        key = "manifests" if tag_kind is TagKind.REFERRERS else "layers"
+        added = added_items(current, new, key)
+        if len(added) > _MAX_PROBES:
+            raise GatewayError("DENIED", f"{ref.name}:{ref.tag}: more than {_MAX_PROBES} new entries at once")
+        for item in added:
+            digest = item.get("digest")
+            try:
+                digest = validate_digest(str(digest))
+                if tag_kind is TagKind.REFERRERS:
+                    problem = await self._referrer_problem(ref.name, digest, subject, headers)
+                else:
+                    problem = await self._payload_problem(
+                        ref.name, digest, item.get("size"), subject, headers
+                    )
+            except InvalidDigestError:
+                problem = "not a valid digest"
+            except ReadProblem as e:
+                problem = str(e)
+            if problem is not None:
+                raise GatewayError(
+                    "DENIED",
+                    f"{ref.name}:{ref.tag}: the new entry {digest} is not a signature of {subject}: {problem}",
+                    detail={"Tag": ref.tag, "Entry": str(digest)},
+                )
+
+    async def _referrer_problem(
+        self, name: str, digest: str, subject: str, headers: list[tuple[bytes, bytes]]
+    ) -> str | None:
+        found = await self.reads.manifest(name, digest, headers)
+        if found is None:
+            return "it is not in the registry (push the signature manifest first)"
+        kind = classify(json_object(found.data), found.media_type)
+        if kind is None or kind is Kind.REFERRERS_INDEX:
+            return "it is not a signature manifest"
+        parsed = json_object(found.data)
+        named = subject_of(parsed) if parsed is not None else None
+        if named != subject:
+            return f"its subject is {named}" if named else "it has no subject"
+        return None
+
+    async def _payload_problem(
+        self, name: str, digest: str, size: object, subject: str, headers: list[tuple[bytes, bytes]]
+    ) -> str | None:
+        if type(size) is not int:
+            return "the layer has no size"
+        payload = await self.reads.blob(name, digest, size, _MAX_PAYLOAD_BYTES, headers)
+        if payload is None:
+            return "its payload is not in the registry (push the blob first)"
+        named = _payload_digest(payload)
+        if named != subject:
+            return f"its payload names {named}" if named else "its payload names no image digest"
+        return None
 
     @contextlib.asynccontextmanager
     async def _tag_lock(self, name: str, tag: str) -> AsyncIterator[None]:
@@ -718,11 +797,7 @@ class ManifestGuard:
                     payload = await self.reads.blob(
                         name, validate_digest(layer_digest), size, _MAX_PAYLOAD_BYTES, headers
                     )
-                    document = json_object(payload) if payload is not None else None
-                    critical = document.get("critical") if document is not None else None
-                    image = critical.get("image") if isinstance(critical, dict) else None
-                    value = image.get("docker-manifest-digest") if isinstance(image, dict) else None
-                    signed = validate_digest(value) if isinstance(value, str) else None
+                    signed = _payload_digest(payload) if payload is not None else None
             except InvalidDigestError:
                 signed = None
             if signed is None:
@@ -861,6 +936,18 @@ def _no_trust(tag: str, view: TrustView) -> str:
     if not view.exists:
         return f"no valid trust data for {tag}: {view.gun} has no trust data"
     return f"no valid trust data for {tag}"
+
+
+def _payload_digest(payload: bytes) -> str | None:
+    """The image digest a simplesigning payload names (``critical.image.docker-manifest-digest``)."""
+    document = json_object(payload)
+    critical = document.get("critical") if document is not None else None
+    image = critical.get("image") if isinstance(critical, dict) else None
+    value = image.get("docker-manifest-digest") if isinstance(image, dict) else None
+    try:
+        return validate_digest(value) if isinstance(value, str) else None
+    except InvalidDigestError:
+        return None
 
 
 def _kind(fetched: _Fetched) -> Kind | None:
