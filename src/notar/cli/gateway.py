@@ -189,8 +189,9 @@ def gateway(
     \b
     Signatures are served and can be pushed through the gateway: sha256-<hex> tags (referrers
     indexes), sha256-<hex>.sig tags (cosign), signature manifests by digest, /referrers/. A push to
-    such a tag must keep every entry (layer) already there, and referenced signature manifests
-    cannot be deleted: no client removes another signer's signatures.
+    such a tag must keep every entry (layer) already there and add only signatures of that digest,
+    and referenced signature manifests cannot be deleted: no client removes another signer's
+    signatures.
 
     \b
     Example:

@@ -1,6 +1,10 @@
-"""``notar gateway``: a reverse proxy in front of an OCI registry that enforces Docker Content Trust.
+"""``notar gateway``: a reverse proxy in front of an OCI registry that enforces signatures on pulls and pushes.
 
-* :class:`TrustPolicy` -- which repositories are trust-enabled (glob patterns; default: all).
+Docker Content Trust (v1) by default; per repository, Notation and cosign signatures, all or any of them
+(:mod:`notar.gateway.formats`, verified by :mod:`notar.gateway.signatures` with the material of
+:mod:`notar.gateway.sigconfig`); signature artifacts themselves pass, protected (:mod:`notar.gateway.artifacts`).
+
+* :class:`TrustPolicy` -- which repositories are trust-enabled (glob patterns; default: all), and their formats.
 * :class:`TrustVerifier` / :class:`TrustView` -- verified trust data per GUN, cached for a short TTL.
 * :func:`create_app` / :class:`GatewaySettings` -- the ASGI app (pure ASGI, streaming).
 * :class:`GatewayConfig` / :func:`build_app` / :func:`serve` -- flags to a running uvicorn server.

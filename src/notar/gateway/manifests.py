@@ -24,8 +24,9 @@ Signatures themselves, in every trust-enabled repository (:mod:`notar.gateway.ar
 
 * served: signature manifests (by digest), referrers indexes (``sha256-<hex>`` tags) and cosign ``.sig``
   manifests -- judged on their bytes, so no image passes as one;
-* pushed: a ``sha256-<hex>`` tag only as a referrers index that keeps every entry of the current one, a
-  ``.sig`` tag only as a cosign manifest that keeps every current layer (one such PUT at a time per tag);
+* pushed: a ``sha256-<hex>`` tag only as a referrers index that keeps every entry of the current one and
+  whose new entries are signature manifests of ``<hex>``; a ``.sig`` tag only as a cosign manifest that keeps
+  every current layer and whose new payloads name ``<hex>`` (one such PUT at a time per tag);
 * never deleted while referenced: signature tags, a signature manifest listed among its subject's
   referrers, the current ``.sig`` manifest or referrers index of an image.
 
