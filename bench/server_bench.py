@@ -13,8 +13,9 @@ Debian, TLS, memory storage, local trust service, as in tests/peers.py) this scr
 3. publishes ``--publishes`` (30) new targets versions, each with one more target, as multipart POSTs from
    Python with httpx on one keep-alive connection, and takes the median wall time of the POST.
 
-Servers run one at a time, on 127.0.0.1 only, and are stopped (with everything else the script started)
-before it exits. It prints a Markdown table with the servers side by side and the notar/notary ratios.
+All servers run at once, on 127.0.0.1 only (each idle while another is measured), and are stopped (with
+everything else the script started) before it exits. The wrk runs go round-robin over servers and endpoints,
+``--repeat`` rounds, so that other processes' load falls on all servers alike. It prints a Markdown table with the servers side by side and the notar/notary ratios.
 wrk, the servers and this script share the machine's cores; before each measurement the script waits (up
 to ``--quiet-wait`` s) for other processes to go idle, and reports how much CPU they took during the runs.
 
@@ -43,7 +44,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -297,53 +297,90 @@ def wait_until_quiet(max_wait: float, threshold: float = 0.15) -> float:
             return busy
 
 
-def measure(name: str, role: str, url: str, pgids: tuple[int, ...], opts: Options) -> WrkResult:
-    """Warm-up, then ``opts.repeat`` measured wrk runs; keeps the one least disturbed by other processes."""
-    run: dict[str, Any] = {"pgids": pgids, "threads": opts.threads, "connections": opts.connections}
-    if opts.warmup > 0:
-        run_wrk(opts.wrk, url, seconds=opts.warmup, **run)
-    best: WrkResult | None = None
-    for _ in range(opts.repeat):
-        if opts.quiet_wait > 0:
-            wait_until_quiet(opts.quiet_wait)
-        res, raw = run_wrk(opts.wrk, url, seconds=opts.duration, **run)
-        if opts.verbose:
-            print(f"--- {name} {role}.json\n{raw}", file=sys.stderr)
-        print(
-            f"server_bench: {name:<16} {role + '.json':<15} {res.rps:8.0f} req/s  p50 {res.p50_ms:6.2f} ms"
-            f"  p99 {res.p99_ms:7.2f} ms  errors {res.errors}  server {res.server_cpu_s / res.seconds:.2f}"
-            f" cores  others {res.other_cpu_s / res.seconds:.2f} cores",
-            file=sys.stderr,
-        )
-        if best is None or res.other_cpu_s < best.other_cpu_s:
-            best = res
-    assert best is not None
-    return best
+ROLES = ("timestamp", "targets")
 
 
-def bench_server(name: str, url: str, ca: Path, pgids: tuple[int, ...], opts: Options) -> ServerResult:
-    result = ServerResult(name)
+@dataclass
+class Server:
+    """One running server under test, with its repository published."""
+
+    result: ServerResult
+    url: str
+    pgids: tuple[int, ...]
+    client: Client
+    repo: Repo
+
+
+def prepare(name: str, url: str, ca: Path, pgids: tuple[int, ...], opts: Options) -> Server:
+    """Publish the repository to the server at ``url`` and check what it serves."""
     print(f"server_bench: {name:<16} up at {url}, process groups {pgids}", file=sys.stderr)
     client = Client(url, ca, GUN)
-    try:
-        repo = publish_repository(client, opts.targets)
-        for role in ("timestamp", "targets"):
-            data = client.get(f"{role}.json")
-            result.sizes[role] = len(data)
-            if role == "targets" and data.count(b'"sha256"') < opts.targets:
-                raise RuntimeError(f"{name}: targets.json does not hold {opts.targets} targets")
-        for role in ("timestamp", "targets"):
-            result.get[role] = measure(name, role, f"{client.tuf}{role}.json", pgids, opts)
+    result = ServerResult(name)
+    repo = publish_repository(client, opts.targets)
+    for role in ROLES:
+        data = client.get(f"{role}.json")
+        result.sizes[role] = len(data)
+        if role == "targets" and data.count(b'"sha256"') < opts.targets:
+            raise RuntimeError(f"{name}: targets.json does not hold {opts.targets} targets")
+    return Server(result, url, pgids, client, repo)
+
+
+def measure_all(servers: Sequence[Server], opts: Options) -> None:
+    """wrk against every server and endpoint in turn, ``opts.repeat`` rounds; keeps per server and endpoint
+    the run least disturbed by other processes.
+
+    Round-robin rather than one server after the other: on a shared machine the load of other processes
+    comes and goes over minutes, and taking turns spreads it over all servers alike.
+    """
+    for role in ROLES:
+        for server in servers:
+            if opts.warmup > 0:
+                url = f"{server.client.tuf}{role}.json"
+                run_wrk(
+                    opts.wrk,
+                    url,
+                    pgids=server.pgids,
+                    threads=opts.threads,
+                    connections=opts.connections,
+                    seconds=opts.warmup,
+                )
+    for _ in range(opts.repeat):
+        for role in ROLES:
+            for server in servers:
+                if opts.quiet_wait > 0:
+                    wait_until_quiet(opts.quiet_wait)
+                name, url = server.result.name, f"{server.client.tuf}{role}.json"
+                res, raw = run_wrk(
+                    opts.wrk,
+                    url,
+                    pgids=server.pgids,
+                    threads=opts.threads,
+                    connections=opts.connections,
+                    seconds=opts.duration,
+                )
+                if opts.verbose:
+                    print(f"--- {name} {role}.json\n{raw}", file=sys.stderr)
+                print(
+                    f"server_bench: {name:<16} {role + '.json':<15} {res.rps:8.0f} req/s  p50 {res.p50_ms:6.2f} ms"
+                    f"  p99 {res.p99_ms:7.2f} ms  errors {res.errors}  server {res.server_cpu_s / res.seconds:.2f}"
+                    f" cores  others {res.other_cpu_s / res.seconds:.2f} cores",
+                    file=sys.stderr,
+                )
+                best = server.result.get.get(role)
+                if best is None or res.other_cpu_s < best.other_cpu_s:
+                    server.result.get[role] = res
+
+
+def publish_all(servers: Sequence[Server], opts: Options) -> None:
+    for server in servers:
         if opts.quiet_wait > 0:
             wait_until_quiet(opts.quiet_wait)
-        result.publish_ms = publish_latency(client, repo, opts.publishes)
+        server.result.publish_ms = publish_latency(server.client, server.repo, opts.publishes)
         print(
-            f"server_bench: {name:<16} publish         median {statistics.median(result.publish_ms):.1f} ms",
+            f"server_bench: {server.result.name:<16} publish         median "
+            f"{statistics.median(server.result.publish_ms):.1f} ms",
             file=sys.stderr,
         )
-    finally:
-        client.close()
-    return result
 
 
 @contextlib.contextmanager
@@ -443,7 +480,7 @@ def report(results: Sequence[ServerResult], go: ServerResult | None, opts: Optio
         "over TLS to 127.0.0.1"
         + (f", after a {opts.warmup:g} s warm-up run" if opts.warmup > 0 else ", no warm-up")
         + (f", least disturbed of {opts.repeat} runs" if opts.repeat > 1 else "")
-        + "; one server runs at a time.",
+        + "; the runs take turns over the servers, one at a time.",
         f"Repository: server-managed snapshot and timestamp, targets.json with {opts.targets:,} targets;"
         f" publish = median of {opts.publishes} POSTs (httpx, one keep-alive connection), signing excluded.",
         f"notar: `notar server` ({uvicorn_stack()}, TLS) on SQLite (WAL, the default) or on PostgreSQL "
@@ -470,7 +507,11 @@ def main() -> None:
         "--workers", type=int, nargs="+", default=[1, 2], help="notar server --workers values to run"
     )
     parser.add_argument(
-        "--repeat", type=int, default=1, help="measured wrk runs per endpoint; the least disturbed is kept"
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of measured wrk runs (each round: every server and endpoint in turn); per server and "
+        "endpoint the least disturbed run is kept",
     )
     parser.add_argument(
         "--quiet-wait",
@@ -514,8 +555,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="notar-server-bench-"))
     try:
         pki = make_lab_pki(workdir / "pki")
-        results: list[ServerResult] = []
-        with contextlib.ExitStack() as stack:
+        servers: list[Server] = []
+        with contextlib.ExitStack() as stack:  # every server runs until the end; each is idle in between
             postgres = None
             if "postgres" in args.backends:
                 postgres = stack.enter_context(run_postgres(workdir / "postgres", log_level="error"))
@@ -527,13 +568,17 @@ def main() -> None:
                 for workers in args.workers:
                     name = f"notar w{workers} {'pg' if db else 'sqlite'}"
                     where = workdir / f"notar-w{workers}-{backend}"
-                    with notar(pki, where, workers, db) as (url, pgids):
-                        results.append(bench_server(name, url, pki.ca, pgids, opts))
-        go = None
-        if not args.skip_go:
-            with notary_go(pki, workdir / "notary-server") as (url, pgids):
-                go = bench_server("notary (Go)", url, pki.ca, pgids, opts)
-            results.append(go)
+                    url, pgids = stack.enter_context(notar(pki, where, workers, db))
+                    servers.append(prepare(name, url, pki.ca, pgids, opts))
+                    stack.callback(servers[-1].client.close)
+            if not args.skip_go:
+                url, pgids = stack.enter_context(notary_go(pki, workdir / "notary-server"))
+                servers.append(prepare("notary (Go)", url, pki.ca, pgids, opts))
+                stack.callback(servers[-1].client.close)
+            measure_all(servers, opts)
+            publish_all(servers, opts)
+        results = [s.result for s in servers]
+        go = None if args.skip_go else results[-1]
     finally:
         if args.keep:
             print(f"server_bench: work directory kept: {workdir}", file=sys.stderr)
