@@ -11,10 +11,13 @@ success.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from notar.keystore import CallbackPassphrases, FileKeyStore
+from notar.notation.certgen import parse_subject, self_signed_signing_certificate
 from notar.registry import (
     ARTIFACT_TYPE_NOTATION_SIGNATURE,
     ManifestNotFoundError,
@@ -23,9 +26,10 @@ from notar.registry import (
     read_cosign_signatures,
 )
 from tests.lab import NotarServer, NotaryCLI, Registry
-from tests.signing.support import Notar, push, push_index, refusing_proxy, unique_repo
+from tests.signing.support import PASSPHRASES, Notar, push, push_index, refusing_proxy, unique_repo
 
 pytestmark = pytest.mark.peers
+_REPO = "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE"
 
 
 @pytest.fixture
@@ -252,3 +256,38 @@ def test_several_signers_need_signer_and_unresolvable_tags_sign_nothing(
         "notar: error: registry http://127.0.0.1:9: GET manifest sign/app:1.0: cannot connect: "
         "[Errno 111] Connection refused"
     )
+
+
+def test_broken_and_expired_certificates_fail_notation_only(notar: Notar, registry: Registry) -> None:
+    """An unreadable stored chain, then a chain that expired: Notation fails with one line, cosign signs."""
+    repo = unique_repo("sign/badcert")
+    image = f"{registry.host}/{repo}"
+    digest = push(registry.host, repo, "1.0", "bad certificates").manifest.digest
+    key_id = notar.signer("alice")
+    stored = notar.trust_dir / "private" / f"{key_id}.crt"
+    stored.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    run = notar("sign", f"{image}:1.0", "--format", "notation,cosign", "-o", "json")
+    assert run.code == 1
+    [line] = run.error_lines()
+    assert line.startswith(
+        f"notar: error: Notation failed for {image}:1.0 ({digest}): signer alice's certificate"
+    )
+    assert "cannot be read" in line and "notar cert generate alice --force" in line
+    assert [(r["format"], r["status"]) for r in run.json()] == [("notation", "failed"), ("cosign", "signed")]
+
+    store = FileKeyStore(notar.trust_dir, CallbackPassphrases(lambda _k, _a: PASSPHRASES[_REPO]))
+    key = store.get(key_id)[0]
+    then = datetime.now(UTC) - timedelta(days=30)
+    expired = self_signed_signing_certificate(
+        key.crypto, subject=parse_subject("C=US,O=Acme,CN=alice"), now=then, days=2
+    )
+    store.add_certificate_chain(key_id, expired, replace=True)
+    run = notar("sign", f"{image}:1.0", "--format", "notation,cosign")
+    assert run.code == 1
+    [line] = run.error_lines()
+    assert "the certificate chain is not valid at the signing time" in line, line
+    with RegistryClient(registry.host) as client:
+        referrers = list_referrers(client, repo, digest, artifact_type=ARTIFACT_TYPE_NOTATION_SIGNATURE)
+        assert referrers.referrers == ()
+        sig = read_cosign_signatures(client, repo, digest).manifest
+        assert sig is not None and len(sig.json()["layers"]) == 2  # both runs signed cosign

@@ -44,12 +44,17 @@ class SignerKey:
 
 @dataclass(frozen=True)
 class SigningKey:
-    """The key, ready: a :class:`DigestSigner` and the certificate chain kept with it (leaf first)."""
+    """The key, ready: a :class:`DigestSigner` and the certificate chain kept with it (leaf first).
+
+    ``chain_error`` says why a stored chain could not be read: only Notation needs the chain, so that
+    fails Notation, not cosign.
+    """
 
     name: str
     key_id: str
     signer: DigestSigner
     chain: tuple[x509.Certificate, ...] | None
+    chain_error: str | None = None
 
     @property
     def short(self) -> str:
@@ -57,6 +62,11 @@ class SigningKey:
 
     def require_chain(self) -> tuple[x509.Certificate, ...]:
         """The chain, or a one-line :class:`SigningSetupError` naming the command that makes one."""
+        if self.chain_error is not None:
+            raise SigningSetupError(
+                f"signer {self.name}'s certificate cannot be read: {self.chain_error}; replace it with "
+                f"`notar cert generate {self.name} --force` (or `notar cert import {self.name} CHAIN.pem --force`)"
+            )
         if not self.chain:
             raise SigningSetupError(
                 f"signer {self.name}'s key {self.short} has no certificate: Notation signatures need one; "
@@ -136,5 +146,8 @@ def open_signing_key(store: FileKeyStore, key: SignerKey) -> SigningKey:
             f"signer {key.name}'s key {key.short} cannot sign a precomputed digest, which Notation and "
             "cosign signatures need"
         )
-    chain = store.certificate_chain(key.key_id)
+    try:
+        chain = store.certificate_chain(key.key_id)
+    except KeystoreError as e:
+        return SigningKey(key.name, key.key_id, signer, None, " ".join(str(e).split()))
     return SigningKey(key.name, key.key_id, signer, chain)
