@@ -5,6 +5,9 @@ Notation (the default) as ``notation verify`` does it, from notation's own trust
 (:mod:`notar.cosign`). The registry work (resolving the tag, finding the referrers, fetching within the
 size limits) is :mod:`notar.registry`; the verdicts are the pure packages'. Exit codes: 0 verified,
 1 not verified or the registry failed, 2 bad input (reference, policy, trust store, key).
+
+Size: the command's two formats share the reference, registry and output code (notation's messages,
+``-o json``); the verdicts come from the pure packages.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ trust server refuses ours with ``VERSION``; the write is then applied again to t
 :data:`~notar.client.retry.DEFAULT_RETRY_SECONDS` (:mod:`notar.client.retry`). What the command means is
 fixed before the first attempt (the digest a tag is signed to, a new key), so a retry signs the same intent
 into newer data and never something else.
+
+Size: every write (initialise, signers, sign, revoke, rotate) is a small function of the trusted
+state, next to the one refresh/sign/publish/retry loop that runs them all; they read best side by side.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ The directory is shared with the Go tools: notary 0.7 and the docker CLI read wh
 vice versa. Files are written atomically with mode 0600 in a 0700 directory. Notary's pre-0.4 layouts
 (``private/root_keys/<id>[_root].key`` and ``private/tuf_keys/<gun>/<id>[_<role>].key``) are read too,
 but never written or migrated.
+
+Size: the trust directory's one on-disk format (current and legacy layouts, atomic 0600 writes, the
+files beside a key) in one place, since the Go tools read the same directory.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ and a misspelt key would silently change the policy).
 
 Selection (:meth:`TrustPolicyDocument.statement_for`): the statement listing the repository exactly,
 else the one with ``"*"``, else :class:`NoApplicablePolicyError`.
+
+Size: one section of the Notary Project specification (document, validation, scopes, levels and
+overrides, identities), kept together so its rules read in the specification's order.
 """
 
 from __future__ import annotations

@@ -46,6 +46,9 @@ again (a writer re-PUT them; an empty index is byte-identical for every subject)
 nothing else references it would mean resolving every tag of the repository, still racily. An untagged
 index of a few hundred bytes stays until ``registry garbage-collect --delete-untagged``; the digests are
 returned (:attr:`TaggedUpdate.replaced`) for a caller that knows better.
+
+Size: reading and adding referrers and cosign's ``.sig`` tag share one read-modify-write of a shared tag,
+and the reasoning about races on it (below) applies to all of them.
 """
 
 from __future__ import annotations

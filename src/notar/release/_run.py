@@ -33,6 +33,9 @@ A task with ``key: awskms:///...`` has no key to fetch or decrypt: ``secrets`` a
 by ``key``, one ``GetPublicKey`` call (the key must be ``ECC_NIST_P256``, what docker verifies), and the
 ``sign`` phase asks KMS to sign each changed role (``MessageType=DIGEST``). Every role is signed before
 anything is published, so a KMS failure part-way publishes nothing.
+
+Size: one release is one ordered pipeline of phases with one cleanup; keeping it in one module keeps the
+no-residue guarantee (what is wiped, when) readable in one place.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Each role class validates in ``from_dict`` and writes exactly Go notary's field 
 (fields notar does not know are kept, so that read-then-write changes nothing). :class:`Envelope`
 holds a parsed or freshly signed file: the role body, its signatures, the canonical bytes the
 signatures cover and the file bytes.
+
+Size: one dataclass per TUF shape with its reader and writer; the shapes nest (file metas in targets,
+snapshot and timestamp; keys in root and delegations), so splitting by role would split the shapes.
 """
 
 from __future__ import annotations

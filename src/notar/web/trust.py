@@ -22,6 +22,9 @@ With a registry, each tag the registry has also shows its Notation and cosign si
 registry's tag points at), judged by :class:`~notar.web.signatures.SignatureReader` under the server's
 trust policy and cosign keys when configured. Signature tags (``sha256-<hex>``, ``sha256-<hex>.sig``) are
 signatures, not tags of content: they are not listed as tags.
+
+Size: the UI's whole view model (tag statuses, signer attribution, history, registry comparison,
+OCI signatures) computed from one verified view; the templates only print it.
 """
 
 from __future__ import annotations
