@@ -14,7 +14,7 @@ from notar.gateway import ConfigError, GatewayConfig
 from notar.gateway.formats import Format, Mode, Requirements
 from notar.gateway.policy import TrustPolicy
 from notar.gateway.runtime import build_app, signature_material
-from notar.gateway.sigconfig import load_cosign_keys, load_notation_trust
+from notar.signing.verification import load_cosign_keys, load_notation_trust
 from tests.gateway.signing import CosignSigner, NotationSigner
 
 UPSTREAM = "http://127.0.0.1:5000"

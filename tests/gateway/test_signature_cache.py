@@ -19,9 +19,9 @@ from notar.crypto import PrivateKey
 from notar.gateway import GatewaySettings, TrustPolicy, TrustVerifier, create_app
 from notar.gateway.formats import Format, Requirements
 from notar.gateway.proxy import UpstreamProxy
-from notar.gateway.sigconfig import load_cosign_keys
 from notar.gateway.signatures import SignatureVerifier, UpstreamReads
 from notar.notation import Descriptor
+from notar.signing.verification import load_cosign_keys
 from tests.gateway.signing import CosignSigner
 
 IMAGE = json.dumps(

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from notar.gateway.sigconfig import CosignKey, NotationTrust, load_cosign_keys, load_notation_trust
 from notar.registry import RegistryClient
 from notar.server.app import ServerSettings, create_app
 from notar.server.keys import DatabaseKeyService, Secret
 from notar.server.service import TrustService
 from notar.server.storage import migrate, open_store
+from notar.signing.verification import CosignKey, NotationTrust, load_cosign_keys, load_notation_trust
 from notar.web import create_web_app
 from tests.gateway.signing import CosignSigner, NotationSigner
 from tests.registry.fakes import REGISTRY_HOST, FakeRegistry

@@ -2,7 +2,7 @@
 
 Docker Content Trust (v1) by default; per repository, Notation and cosign signatures, all or any of them
 (:mod:`notar.gateway.formats`, verified by :mod:`notar.gateway.signatures` with the material of
-:mod:`notar.gateway.sigconfig`); signature artifacts themselves pass, protected (:mod:`notar.gateway.artifacts`).
+:mod:`notar.signing.verification`); signature artifacts themselves pass, protected (:mod:`notar.registry.artifacts`).
 
 * :class:`TrustPolicy` -- which repositories are trust-enabled (glob patterns; default: all), and their formats.
 * :class:`TrustVerifier` / :class:`TrustView` -- verified trust data per GUN, cached for a short TTL.

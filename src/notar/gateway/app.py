@@ -28,9 +28,9 @@ from notar.gateway.manifests import ManifestGuard, parse_manifest_ref
 from notar.gateway.passthrough import BlobPassthrough
 from notar.gateway.policy import TrustPolicy
 from notar.gateway.proxy import ClientGone, UpstreamProxy, hang_up
-from notar.gateway.sigconfig import NotationTrust
 from notar.gateway.signatures import SignatureVerifier, UpstreamReads
 from notar.gateway.trust import TrustVerifier
+from notar.signing.verification import NotationTrust
 
 __all__ = ["GatewayApp", "GatewaySettings", "create_app"]
 

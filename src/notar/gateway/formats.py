@@ -81,7 +81,7 @@ class FormatRule:
 class Requirement:
     """What a trust-enabled repository's pulls need, with what the gateway checks cosign signatures with.
 
-    ``keys`` are opaque cosign verification keys (:class:`notar.gateway.sigconfig.CosignKey`), named for
+    ``keys`` are opaque cosign verification keys (:class:`notar.signing.verification.CosignKey`), named for
     messages; ``source`` is the rule's pattern (``None``: the default, no rule matched).
     """
 

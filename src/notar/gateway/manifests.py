@@ -20,7 +20,7 @@ With Notation or cosign in the requirement, a tag resolves to the digest the reg
 the children of an index whose signatures verified lately are served too. A PUT by tag needs the same of
 the uploaded digest (sign first, then push the tag).
 
-Signatures themselves, in every trust-enabled repository (:mod:`notar.gateway.artifacts`):
+Signatures themselves, in every trust-enabled repository (:mod:`notar.registry.artifacts`):
 
 * served: signature manifests (by digest), referrers indexes (``sha256-<hex>`` tags) and cosign ``.sig``
   manifests -- judged on their bytes, so no image passes as one;
@@ -47,7 +47,15 @@ from typing import Final
 from starlette.types import Receive, Scope, Send
 
 from notar._lru import LRUCache
-from notar.gateway.artifacts import (
+from notar.gateway.errors import GatewayError
+from notar.gateway.formats import Format, Mode, Requirement, Requirements
+from notar.gateway.policy import TrustPolicy
+from notar.gateway.proxy import UpstreamProxy, client_body, forward_headers
+from notar.gateway.signatures import ReadProblem, SignatureVerifier, UpstreamReads, credentials
+from notar.gateway.trust import SignedTag, TrustVerifier, TrustView
+from notar.notation import Descriptor
+from notar.registry import InvalidDigestError, InvalidReferenceError, validate_digest
+from notar.registry.artifacts import (
     Kind,
     TagKind,
     added_items,
@@ -57,14 +65,6 @@ from notar.gateway.artifacts import (
     signature_tag,
     subject_of,
 )
-from notar.gateway.errors import GatewayError
-from notar.gateway.formats import Format, Mode, Requirement, Requirements
-from notar.gateway.policy import TrustPolicy
-from notar.gateway.proxy import UpstreamProxy, client_body, forward_headers
-from notar.gateway.signatures import ReadProblem, SignatureVerifier, UpstreamReads, credentials
-from notar.gateway.trust import SignedTag, TrustVerifier, TrustView
-from notar.notation import Descriptor
-from notar.registry import InvalidDigestError, InvalidReferenceError, validate_digest
 from notar.registry.manifest import (
     ACCEPTED_MANIFEST_TYPES,
     INDEX_MEDIA_TYPES,

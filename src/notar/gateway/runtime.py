@@ -18,8 +18,8 @@ from notar.gateway.deadline import trust_server
 from notar.gateway.direct import EXTENSION, ClientSocket
 from notar.gateway.formats import Format, Requirements
 from notar.gateway.policy import TrustPolicy
-from notar.gateway.sigconfig import NotationTrust, load_cosign_keys, load_notation_trust
 from notar.gateway.trust import TrustVerifier
+from notar.signing.verification import NotationTrust, load_cosign_keys, load_notation_trust
 
 __all__ = ["GatewayConfig", "build_app", "check_url", "seconds_problem", "serve"]
 

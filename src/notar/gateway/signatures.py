@@ -44,7 +44,6 @@ from notar.cosign import CosignError, verify_signatures
 from notar.gateway.errors import GatewayError
 from notar.gateway.formats import Format
 from notar.gateway.proxy import UpstreamProxy
-from notar.gateway.sigconfig import CosignKey, NotationTrust
 from notar.notation import (
     Descriptor,
     Level,
@@ -66,6 +65,7 @@ from notar.registry.manifest import (
     media_type_of,
 )
 from notar.registry.referrers import Referrer, cosign_signature_tag, referrers_tag
+from notar.signing.verification import CosignKey, NotationTrust
 
 __all__ = [
     "MAX_RESULTS",

@@ -31,13 +31,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notar import __version__
-from notar.gateway.sigconfig import CosignKey, NotationTrust
 from notar.registry import RegistryClient
 from notar.server.app import valid_gun
 from notar.server.auth import Access, TokenAuth
 from notar.server.errors import ServerError
 from notar.server.service import TrustService
 from notar.server.storage import MAX_REPOSITORIES
+from notar.signing.verification import CosignKey, NotationTrust
 from notar.web.signatures import SignatureReader
 from notar.web.trust import STATUS_LABELS, RepoSummaryView, RepoView, TrustReader
 

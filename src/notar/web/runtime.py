@@ -10,13 +10,13 @@ import logging
 
 from starlette.types import ASGIApp
 
-from notar.gateway.sigconfig import load_cosign_keys, load_notation_trust
 from notar.server.app import NotaryApp
 from notar.server.auth import TokenAuth
 from notar.server.runtime import ServerConfig, config_from_environment
 from notar.server.runtime import build_app as build_api
 from notar.server.runtime import serve as run
 from notar.server.service import TrustService
+from notar.signing.verification import load_cosign_keys, load_notation_trust
 from notar.web.app import create_web_app
 
 __all__ = ["app_from_environment", "build_app", "serve"]

@@ -33,7 +33,6 @@ from cryptography import x509
 
 from notar._lru import LRUCache
 from notar.cosign import CosignError, verify_signatures
-from notar.gateway.sigconfig import CosignKey, NotationTrust
 from notar.notation import (
     Descriptor,
     EnvelopeError,
@@ -54,6 +53,7 @@ from notar.registry import (
     list_referrers,
     read_cosign_signatures,
 )
+from notar.signing.verification import CosignKey, NotationTrust
 
 __all__ = ["SignatureReader", "SignatureRow", "TagSignatures"]
 

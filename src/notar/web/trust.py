@@ -54,10 +54,10 @@ from notar.client import (
 )
 from notar.client.inspect import natural_key
 from notar.client.sources import metadata_name, not_found, too_large
-from notar.gateway.artifacts import signature_tag
 from notar.notation import Descriptor as SignedDescriptor
 from notar.registry import Descriptor, ManifestNotFoundError, RegistryClient, RegistryError
 from notar.registry import RepositoryNotFoundError as RegistryRepoNotFoundError
+from notar.registry.artifacts import signature_tag
 from notar.server.errors import ServerError
 from notar.server.service import TrustService
 from notar.tuf import ExpiredError, roles

@@ -11,7 +11,9 @@ Loaded once when the gateway (or ``notar server``'s UI) starts, with one-line :c
 * **cosign** -- ``cosign.pub`` PEM public keys (ECDSA, RSA or Ed25519), each named by its file for
   messages and identified by the SHA-256 of its SubjectPublicKeyInfo.
 
-Pure configuration: nothing here talks to a registry. Both the gateway and the web UI use it.
+Pure configuration: nothing here talks to a registry. The gateway, the web UI and ``notar verify`` sit
+above it; it lives in :mod:`notar.signing` because it is the verification side of the same seams
+(ADR 0008, seam 3), below every reader.
 """
 
 from __future__ import annotations
