@@ -1,8 +1,8 @@
 """Trust-server benchmark: `notar server` beside the Go `notary-server`, same load generator, one run.
 
 For each server (notar with ``--workers 1`` and ``--workers 2``, TLS, on SQLite (the default) and on
-PostgreSQL (a throw-away cluster from tests/peers.py, one fresh database per server); Go notary-server from
-Debian, TLS, memory storage, local trust service, as in tests/peers.py) this script
+PostgreSQL (a throw-away cluster from tests/lab/postgres.py, one fresh database per server); Go notary-server from
+Debian, TLS, memory storage, local trust service, as in tests/lab/notary.py) this script
 
 1. builds one repository with notar's own library: fetches ``timestamp.key`` and ``snapshot.key`` from the
    server, signs root + a targets file of ``--targets`` (1,000) targets and POSTs them (server-managed
@@ -21,7 +21,7 @@ to ``--quiet-wait`` s) for other processes to go idle, and reports how much CPU 
 
 Run: `.venv/bin/python bench/server_bench.py [--duration 10] [--backends sqlite postgres] [--skip-go]`
 (about 3 minutes with the defaults). Needs `wrk` (installed with apt-get when run as root), the test extras
-(it reuses tests/peers.py and tests/servers.py), for ``postgres`` the PostgreSQL server binaries and, unless
+(it reuses tests/lab/), for ``postgres`` the PostgreSQL server binaries and, unless
 ``--skip-go``, `notary-server` (both: scripts/install-peers.sh).
 """
 
@@ -47,20 +47,20 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # for tests.peers, tests.servers, tests.server.tuf_builders
+    sys.path.insert(0, str(REPO_ROOT))  # for tests.lab, tests.server.tuf_builders
 
 import httpx  # noqa: E402
-from tests.peers import (  # noqa: E402
+from tests.lab import (  # noqa: E402
     LabPKI,
     PostgresServer,
     child_env,
     make_lab_pki,
     require_loopback,
+    run_notar_server,
     run_notary_server,
     run_postgres,
 )
 from tests.server.tuf_builders import Repo, multipart  # noqa: E402
-from tests.servers import run_notar_server  # noqa: E402
 
 from notar.crypto import PublicKey  # noqa: E402
 
