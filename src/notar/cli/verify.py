@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from cryptography import x509
 
 from notar.notation import (
     Descriptor,
@@ -48,11 +47,11 @@ from notar.notation.loader import (
     default_config_dir,
     load_trust_policy,
     load_trust_store,
-    read_named_store,
+    load_trust_store_dir,
     trust_policy_path,
 )
 from notar.notation.manifest import MAX_MANIFEST_SIZE, check_blob
-from notar.notation.policy import Level, StoreRef, StoreType
+from notar.notation.policy import Level
 from notar.notation.verify import MAX_SIGNATURES
 from notar.registry import (
     ARTIFACT_TYPE_NOTATION_SIGNATURE,
@@ -125,35 +124,10 @@ def _read_file(path: Path, *, limit: int, what: str) -> bytes:
 
 def _store_from_directory(directory: Path) -> TrustStore:
     """A trust store read from *directory* (``x509/<type>/<name>/``), by the rules of the loader."""
-    root = directory / "x509"
-    if not root.is_dir():
-        _bad(
-            f"trust store {directory}: no x509/ directory (expected x509/{{ca,signingAuthority,tsa}}/<name>/)"
-        )
-    stores: dict[StoreRef, tuple[x509.Certificate, ...]] = {}
-    errors: dict[StoreRef, str] = {}
-    warnings: list[str] = []
-    for store_type in StoreType:
-        type_dir = root / store_type.value
-        if type_dir.is_symlink():
-            _bad(f"{type_dir}: is a symlink (symlinks are not supported)")
-        if not type_dir.is_dir():
-            continue
-        for named in sorted(type_dir.iterdir()):
-            try:
-                ref = StoreRef.parse(f"{store_type.value}:{named.name}")
-            except TrustPolicyError:
-                continue  # a name no policy can refer to
-            if not (named.is_symlink() or named.is_dir()):
-                continue
-            try:
-                certs, found = read_named_store(named)
-            except TrustStoreError as e:
-                errors[ref] = str(e)
-                continue
-            stores[ref] = tuple(certs)
-            warnings.extend(found)
-    return TrustStore(stores, errors, tuple(warnings))
+    try:
+        return load_trust_store_dir(directory)
+    except TrustStoreError as e:
+        _bad(f"trust store {e}")
 
 
 def _notation_files(

@@ -34,6 +34,7 @@ __all__ = [
     "default_config_dir",
     "load_trust_policy",
     "load_trust_store",
+    "load_trust_store_dir",
     "read_named_store",
     "trust_policy_path",
 ]
@@ -123,7 +124,23 @@ def load_trust_store(config_dir: Path | None = None) -> TrustStore:
     A missing ``truststore`` tree gives an empty store (every lookup then fails with "does not exist").
     A type directory that is a symlink raises :class:`TrustStoreError`.
     """
-    root = (config_dir if config_dir is not None else default_config_dir()) / "truststore" / "x509"
+    config = config_dir if config_dir is not None else default_config_dir()
+    return _read_x509_tree(config / "truststore" / "x509")
+
+
+def load_trust_store_dir(directory: str | Path) -> TrustStore:
+    """A trust store directory given on its own (``--trust-store DIR``): it must hold ``x509/``."""
+    directory = Path(directory)
+    root = directory / "x509"
+    if not root.is_dir():
+        raise TrustStoreError(
+            f"{directory}: no x509/ directory (expected x509/{{ca,signingAuthority,tsa}}/<name>/)"
+        )
+    return _read_x509_tree(root)
+
+
+def _read_x509_tree(root: Path) -> TrustStore:
+    """``root/<type>/<name>/`` for each store type: one named store per directory, by notation's rules."""
     stores: dict[StoreRef, tuple[x509.Certificate, ...]] = {}
     errors: dict[StoreRef, str] = {}
     warnings: list[str] = []

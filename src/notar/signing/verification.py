@@ -25,15 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from notar.config import ConfigError
 from notar.cosign import CosignError, load_public_key
 from notar.notation import (
     Level,
-    StoreRef,
-    StoreType,
     TrustPolicyDocument,
     TrustPolicyError,
     TrustStore,
@@ -45,7 +42,7 @@ from notar.notation.loader import (
     default_config_dir,
     load_trust_policy,
     load_trust_store,
-    read_named_store,
+    load_trust_store_dir,
     trust_policy_path,
 )
 
@@ -92,35 +89,10 @@ def _read_regular(path: Path, *, limit: int, what: str) -> bytes:
 
 def _store_directory(directory: Path) -> TrustStore:
     """A trust store read from *directory* (holding ``x509/<type>/<name>/``), by the loader's rules."""
-    root = directory / "x509"
-    if not root.is_dir():
-        raise ConfigError(
-            f"trust store {directory}: no x509/ directory (expected x509/{{ca,signingAuthority,tsa}}/<name>/)"
-        )
-    stores: dict[StoreRef, tuple[x509.Certificate, ...]] = {}
-    errors: dict[StoreRef, str] = {}
-    warnings: list[str] = []
-    for store_type in StoreType:
-        type_dir = root / store_type.value
-        if type_dir.is_symlink():
-            raise ConfigError(f"trust store {type_dir}: is a symlink (symlinks are not supported)")
-        if not type_dir.is_dir():
-            continue
-        for named in sorted(type_dir.iterdir()):
-            try:
-                ref = StoreRef.parse(f"{store_type.value}:{named.name}")
-            except TrustPolicyError:
-                continue  # a name no policy can refer to
-            if not (named.is_symlink() or named.is_dir()):
-                continue
-            try:
-                certs, found = read_named_store(named)
-            except TrustStoreError as e:
-                errors[ref] = str(e)
-                continue
-            stores[ref] = tuple(certs)
-            warnings.extend(found)
-    return TrustStore(stores, errors, tuple(warnings))
+    try:
+        return load_trust_store_dir(directory)
+    except TrustStoreError as e:
+        raise ConfigError(f"trust store {e}") from None
 
 
 def load_notation_trust(
