@@ -32,23 +32,16 @@ from notar.notation import (
     Status,
     Step,
     TrustPolicyDocument,
-    TrustPolicyError,
     TrustPolicyStatement,
     TrustStore,
     TrustStoreError,
     Verdict,
     parse_signature_manifest,
-    parse_trust_policy,
     verify_artifact,
 )
 from notar.notation.certs import subject_text
 from notar.notation.loader import (
-    MAX_POLICY_SIZE,
     default_config_dir,
-    load_trust_policy,
-    load_trust_store,
-    load_trust_store_dir,
-    trust_policy_path,
 )
 from notar.notation.manifest import MAX_MANIFEST_SIZE, check_blob
 from notar.notation.policy import Level
@@ -122,34 +115,22 @@ def _read_file(path: Path, *, limit: int, what: str) -> bytes:
         _bad(f"{what} {path}: {e.strerror or e}")
 
 
-def _store_from_directory(directory: Path) -> TrustStore:
-    """A trust store read from *directory* (``x509/<type>/<name>/``), by the rules of the loader."""
-    try:
-        return load_trust_store_dir(directory)
-    except TrustStoreError as e:
-        _bad(f"trust store {e}")
-
-
 def _notation_files(
     trust_policy: Path | None, trust_store: Path | None
 ) -> tuple[TrustPolicyDocument, TrustStore]:
     """The trust policy and trust store: the overrides, else notation's configuration directory."""
-    config = default_config_dir()
+    from notar.config import ConfigError
+    from notar.signing.verification import read_notation_files  # the readers the gateway and UI use
+
     try:
-        if trust_policy is not None:
-            data = _read_file(trust_policy, limit=MAX_POLICY_SIZE, what="trust policy")
-            policy = parse_trust_policy(data, source=str(trust_policy))
-        else:
-            policy = load_trust_policy(config)
-    except TrustPolicyError as e:
-        missing = trust_policy is None and not trust_policy_path(config).exists()
-        _bad(f"{e} (write notation's trust policy there, or pass --trust-policy FILE)" if missing else str(e))
-    try:
-        store = _store_from_directory(trust_store) if trust_store is not None else load_trust_store(config)
-    except TrustStoreError as e:
+        policy, store, _source = read_notation_files(
+            default_config_dir(),
+            trust_policy=trust_policy,
+            trust_store=trust_store,
+            missing_policy_hint=" (write notation's trust policy there, or pass --trust-policy FILE)",
+        )
+    except ConfigError as e:
         _bad(str(e))
-    except OSError as e:
-        _bad(f"trust store: {e.strerror or e}")
     return policy, store
 
 

@@ -46,7 +46,7 @@ from notar.notation.loader import (
     trust_policy_path,
 )
 
-__all__ = ["CosignKey", "NotationTrust", "load_cosign_keys", "load_notation_trust"]
+__all__ = ["CosignKey", "NotationTrust", "load_cosign_keys", "load_notation_trust", "read_notation_files"]
 
 MAX_KEY_FILE_BYTES = 1024 * 1024
 
@@ -95,6 +95,44 @@ def _store_directory(directory: Path) -> TrustStore:
         raise ConfigError(f"trust store {e}") from None
 
 
+def read_notation_files(
+    config: Path,
+    *,
+    trust_policy: str | Path | None,
+    trust_store: str | Path | None,
+    missing_policy_hint: str,
+) -> tuple[TrustPolicyDocument, TrustStore, str]:
+    """The trust policy (and where it came from) and the trust store: the overrides, else *config*'s.
+
+    Every problem is a one-line :class:`ConfigError`; *missing_policy_hint* is added when the policy is
+    missing from the configuration directory (each caller names its own way to give one).
+    """
+    try:
+        if trust_policy is not None:
+            path = Path(trust_policy).expanduser()
+            policy = parse_trust_policy(
+                _read_regular(path, limit=MAX_POLICY_SIZE, what="trust policy"), source=str(path)
+            )
+            source = str(path)
+        else:
+            policy = load_trust_policy(config)
+            source = str(trust_policy_path(config))
+    except TrustPolicyError as e:
+        missing = trust_policy is None and not trust_policy_path(config).exists()
+        raise ConfigError(f"{e}{missing_policy_hint if missing else ''}") from None
+    try:
+        store = (
+            _store_directory(Path(trust_store).expanduser())
+            if trust_store is not None
+            else load_trust_store(config)
+        )
+    except TrustStoreError as e:
+        raise ConfigError(str(e)) from None
+    except OSError as e:
+        raise ConfigError(f"trust store: {e.strerror or e}") from None
+    return policy, store, source
+
+
 def load_notation_trust(
     *,
     config_dir: str | Path | None = None,
@@ -114,30 +152,10 @@ def load_notation_trust(
     given = any(v is not None for v in (config_dir, trust_policy, trust_store))
     if not given and not required and not trust_policy_path(config).exists():
         return None
-    try:
-        if trust_policy is not None:
-            path = Path(trust_policy).expanduser()
-            policy = parse_trust_policy(
-                _read_regular(path, limit=MAX_POLICY_SIZE, what="trust policy"), source=str(path)
-            )
-            source = str(path)
-        else:
-            policy = load_trust_policy(config)
-            source = str(trust_policy_path(config))
-    except TrustPolicyError as e:
-        missing = trust_policy is None and not trust_policy_path(config).exists()
-        hint = " (write notation's trust policy there, or give a trust policy file)" if missing else ""
-        raise ConfigError(f"{e}{hint}") from None
-    try:
-        store = (
-            _store_directory(Path(trust_store).expanduser())
-            if trust_store is not None
-            else load_trust_store(config)
-        )
-    except TrustStoreError as e:
-        raise ConfigError(str(e)) from None
-    except OSError as e:
-        raise ConfigError(f"trust store: {e.strerror or e}") from None
+    hint = " (write notation's trust policy there, or give a trust policy file)"
+    policy, store, source = read_notation_files(
+        config, trust_policy=trust_policy, trust_store=trust_store, missing_policy_hint=hint
+    )
     for statement in policy.statements:
         if statement.level is Level.SKIP:
             continue
