@@ -9,9 +9,11 @@ On a verification failure the whole update is retried once after re-fetching roo
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from notar.client.cache import MetadataCache
 from notar.client.errors import (
@@ -37,13 +39,13 @@ from notar.tuf import (
     TrustedSet,
     TrustPinning,
     TufError,
-    check_hashes,
     roles,
 )
 
 __all__ = ["RELEASES", "TargetMatch", "TrustedRepo", "Updater"]
 
 log = logging.getLogger("notar.client")
+T = TypeVar("T")
 RELEASES = "targets/releases"
 
 
@@ -189,9 +191,13 @@ class Updater:
         state = TrustedSet(self.gun, self.clock(), self.pinning)
         self._root(state, fetch=fetch_root)
         self._timestamp(state)
-        snapshot = self._fetch_by_hash(roles.SNAPSHOT, state.snapshot_meta(), self._cached(roles.SNAPSHOT))
+        previous = self._cached(roles.SNAPSHOT)
         try:
-            state.update_snapshot(snapshot, previous=self._cached(roles.SNAPSHOT))
+            self._cached_or_fetched(
+                roles.SNAPSHOT,
+                state.snapshot_meta(),
+                lambda data: state.update_snapshot(data, previous=previous),
+            )
         except HashMismatchError as e:
             if e.role == roles.ROOT:
                 raise TrustDataInvalidError(f"root changed on the server: {e}") from e
@@ -242,17 +248,24 @@ class Updater:
             return
         state.update_timestamp(data, previous=cached)
 
-    def _fetch_by_hash(self, role: str, meta: FileMeta, cached: bytes | None) -> bytes:
+    def _cached_or_fetched(self, role: str, meta: FileMeta, load: Callable[[bytes], T]) -> T:
+        """``load`` the cached bytes of *role* when they are the ones *meta* names, else the server's.
+
+        The trusted state checks the bytes against *meta* as it loads them; a cached copy that does not
+        match (:class:`HashMismatchError` for this role) is replaced by the file fetched by its hash, so
+        the hashes are computed once per file, not once to choose and again to trust.
+        """
+        cached = self._cached(role)
         if cached is not None:
             try:
-                check_hashes(cached, meta, role, check_length=True)
-                return cached
-            except TufError:
-                pass
+                return load(cached)
+            except HashMismatchError as e:
+                if e.role != role:
+                    raise
         sha = meta.sha256_hex()
         if sha is None:
             raise TrustDataInvalidError(f"no sha256 for {role}: cannot fetch it by hash")
-        return self.server.get(self.gun, role, checksum=sha, max_bytes=meta.length)
+        return load(self.server.get(self.gun, role, checksum=sha, max_bytes=meta.length))
 
     def _targets(self, state: TrustedSet) -> None:
         """Depth-first pre-order from ``targets``; delegations failing checks are ignored with their subtree.
@@ -267,12 +280,9 @@ class Updater:
             meta = state.listed(role)
             if meta is None:
                 continue  # never published: nothing signed there
-            cached = self._cached(role)
-            try:
-                data = self._fetch_by_hash(role, meta, cached)
-            except TufError as e:  # pragma: no cover - _fetch_by_hash raises client errors only
-                raise TrustDataInvalidError(str(e)) from e
-            verified = state.update_targets(role, data, previous=cached, ignorable=True)
+            previous = self._cached(role)
+            load = functools.partial(state.update_targets, role, previous=previous, ignorable=True)
+            verified = self._cached_or_fetched(role, meta, load)
             if verified is None:
                 log.warning("ignoring delegation %s of %s: %s", role, self.gun, state.ignored[role])
                 continue
