@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages whose programs the "peers" tests start for real
-# (Go notary CLI + notary-server, the distribution registry, skopeo, PostgreSQL).
+# (Go notary CLI + notary-server + notary-signer, the distribution registry, skopeo, PostgreSQL).
 #
 # Idempotent: a package is installed only when one of its programs is missing,
 # and `apt-get update` runs at most once, and only if something is missing.
@@ -17,6 +17,7 @@ set -euo pipefail
 PEERS=(
   "notary notary"
   "notary-server notary"
+  "notary-signer notary"
   "docker-registry docker-registry"
   "skopeo skopeo"
   "chromium chromium"

@@ -14,6 +14,7 @@ In a test, ask for a fixture by name (tests/conftest.py registers :mod:`tests.la
     lab_pki            (session)  CA + server leaf for 127.0.0.1 / localhost       -> LabPKI
     notary_server      (session)  Go notary-server, TLS, memory storage            -> NotaryServer
     notary_cli         (function) Go notary CLI against it, fresh trust dir        -> NotaryCLI
+    notary_server_with_signer (function) a fresh notary-server + notary-signer     -> NotaryServer (.signer)
     registry           (session)  docker-registry, plain HTTP                      -> Registry
     postgres_server    (session)  PostgreSQL in a temp dir, trust auth             -> PostgresServer
     postgres_database  (function) URL of a fresh database on it, dropped afterwards -> str
@@ -28,6 +29,7 @@ fixture; it takes a work directory for its config, data and log::
         status, _ = loopback_get(f"{server.url}/_notary_server/health", ca=server.ca)
 
     run_notary_server(pki, dir)        run_registry(dir)         run_postgres(dir)
+    run_notary_server(pki, dir, signer=True)   (+ notary-signer over gRPC mTLS; run_notary_signer alone)
     run_notar_server(pki | None, dir)  run_gateway(dir, upstream=..., trust_server=..., ca=...)
     run_moto(dir, **env)
     run_kms(dir)                       (tests.lab.kms: moto with an AWS-faithful KMS Sign, call log, faults)
@@ -37,18 +39,27 @@ Something new to start: ``with Process(name, argv, log=workdir / "x.log", port=p
 with the tail of the log; on exit it sends SIGTERM, then SIGKILL, to its own process group only, and the
 child dies with its parent anyway (PR_SET_PDEATHSIG). Pass every URL through :func:`require_loopback`.
 
-Modules: process (Process, free_port, child_env, loopback helpers), pki, notary (notary-server, NotaryCLI),
-registry, postgres, notar (`notar server`), gateway (`notar gateway`), moto, fixtures (the pytest fixtures).
+Modules: process (Process, free_port, child_env, loopback helpers), pki (make_lab_pki, issue_leaf), notary
+(notary-server, notary-signer, NotaryCLI), docker (DockerCLI: `docker trust` without a daemon), registry,
+postgres, notar (`notar server`), gateway (`notar gateway`), moto, fixtures (the pytest fixtures).
 Knobs: ``NOTAR_PEERS_LOG_LEVEL`` (default ``error``) sets the peers' log level; each peer's log is a file in
 its work directory, and its tail is in the error when the peer fails to start. ``NOTAR_PG_BINDIR`` picks the
 PostgreSQL server binaries (default: the newest /usr/lib/postgresql/*/bin).
 """
 
+from tests.lab.docker import DockerCLI
 from tests.lab.gateway import GATEWAY_CONFIG, Gateway, run_gateway
 from tests.lab.moto import MotoServer, run_moto
 from tests.lab.notar import NotarServer, run_notar_server
-from tests.lab.notary import DEFAULT_PASSPHRASES, NotaryCLI, NotaryServer, run_notary_server
-from tests.lab.pki import LabPKI, make_lab_pki
+from tests.lab.notary import (
+    DEFAULT_PASSPHRASES,
+    NotaryCLI,
+    NotaryServer,
+    NotarySigner,
+    run_notary_server,
+    run_notary_signer,
+)
+from tests.lab.pki import LabPKI, issue_leaf, make_lab_pki
 from tests.lab.postgres import PG_SUPERUSER, PostgresServer, postgres_bindir, run_postgres
 from tests.lab.process import (
     LOG_LEVEL,
@@ -65,6 +76,7 @@ from tests.lab.registry import Registry, run_registry
 
 __all__ = [
     "DEFAULT_PASSPHRASES",
+    "DockerCLI",
     "GATEWAY_CONFIG",
     "LOG_LEVEL",
     "LOOPBACK",
@@ -75,6 +87,7 @@ __all__ = [
     "NotarServer",
     "NotaryCLI",
     "NotaryServer",
+    "NotarySigner",
     "PeerStartError",
     "PostgresServer",
     "Process",
@@ -82,6 +95,7 @@ __all__ = [
     "child_env",
     "command_report",
     "free_port",
+    "issue_leaf",
     "loopback_get",
     "make_lab_pki",
     "postgres_bindir",
@@ -90,6 +104,7 @@ __all__ = [
     "run_moto",
     "run_notar_server",
     "run_notary_server",
+    "run_notary_signer",
     "run_postgres",
     "run_registry",
 ]

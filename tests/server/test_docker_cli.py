@@ -1,4 +1,5 @@
-"""The real docker CLI (28.2.2, client only, no daemon) runs `docker trust ...` against `notar server`.
+"""The real docker CLI (28.2.2, client only, no daemon; tests.lab.docker.DockerCLI) runs `docker trust ...`
+against `notar server`.
 
 The same scripted flow (lab/docker-trust-flow.sh, transcript in
 tests/vectors/notary-0.7/docker-cli/docker-trust-flow-transcript.txt) also runs against Go notary-server,
@@ -13,13 +14,9 @@ contacts the registry in these commands.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shlex
-import shutil
 import stat
 import subprocess
-import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,19 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.lab import NotaryCLI, child_env, make_lab_pki
+from tests.lab import command_report, make_lab_pki
+from tests.lab.docker import DIGEST, REGISTRY, DockerCLI, write_plain_key
 
 pytestmark = pytest.mark.peers
 
-DOCKER = "/usr/local/bin/docker"
-REGISTRY = "127.0.0.1:5000"  # loopback: docker does not verify the trust server certificate
-ROOT_PASSPHRASE = "docker-root-pass"
-REPOSITORY_PASSPHRASE = "docker-repo-pass"
-DIGEST = "64385ab5b87b1fa6978db8c8822100c08058a5857e90dcd5962f2a5434d86cdc"
-SIZE = "401"
 SERVERS = ("go", "notar")  # Go notary-server (reference) and notar server
 _WARNING_LINE = re.compile(r'^time="[^"]*" level=\w+ msg=.*$\n?', re.MULTILINE)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -48,153 +38,13 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # --------------------------------------------------------------------------- helper
 
 
-class DockerCLI:
-    """Runs ``docker trust ...`` with a throw-away DOCKER_CONFIG (and HOME) under ``workdir``.
-
-    ``ca`` (if given) is installed where docker looks for the trust server's CA:
-    ``$DOCKER_CONFIG/tls/<host:port of server_url>/ca.crt``. Commands run in ``workdir/keys``
-    (where ``trust key generate`` writes ``NAME.pub``), with stdin closed unless ``input`` is given.
-    """
-
-    def __init__(self, server_url: str, ca: Path | None, workdir: Path, *, timeout: float = 120.0) -> None:
-        self.server_url = server_url
-        self.workdir = workdir
-        self.config = workdir / "docker-config"
-        self.home = workdir / "home"
-        self.cwd = workdir / "keys"
-        self.timeout = timeout
-        for d in (self.config, self.home, self.cwd):
-            d.mkdir(parents=True, exist_ok=True)
-        self.tls_dir.mkdir(parents=True, exist_ok=True)
-        if ca is not None:
-            self.install_ca(ca)
-
-    @property
-    def tls_dir(self) -> Path:
-        hostport = urllib.parse.urlsplit(self.server_url).netloc
-        return self.config / "tls" / hostport
-
-    @property
-    def trust_dir(self) -> Path:
-        return self.config / "trust"
-
-    def install_ca(self, ca: Path) -> None:
-        shutil.copyfile(ca, self.tls_dir / "ca.crt")
-
-    def env(self) -> dict[str, str]:
-        # child_env builds the environment from scratch: no DOCKER_HOST / DOCKER_CONTEXT / proxies leak in
-        return child_env(
-            home=self.home,
-            DOCKER_CONFIG=str(self.config),
-            DOCKER_CONTENT_TRUST_SERVER=self.server_url,
-            DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE=ROOT_PASSPHRASE,
-            DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE=REPOSITORY_PASSPHRASE,
-        )
-
-    def run(
-        self, *args: str, input: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        """``docker args...``; with ``check`` a non-zero exit raises an AssertionError with the output."""
-        argv = [DOCKER, *args]
-        try:
-            result = subprocess.run(
-                argv,
-                input=input,
-                stdin=subprocess.DEVNULL if input is None else None,
-                capture_output=True,
-                text=True,
-                env=self.env(),
-                cwd=self.cwd,
-                timeout=self.timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError(report(f"docker timed out after {self.timeout:.0f} s", argv, e)) from None
-        if check and result.returncode != 0:
-            raise AssertionError(report(f"docker failed (rc={result.returncode})", argv, result))
-        return result
-
-    def inspect(self, ref: str) -> list[dict[str, Any]]:
-        """``docker trust inspect ref`` (must succeed) as parsed JSON."""
-        out = self.run("trust", "inspect", ref).stdout
-        doc = json.loads(out)
-        assert isinstance(doc, list), out
-        return doc
-
-    def pretty(self, ref: str) -> str:
-        """``docker trust inspect --pretty ref`` (must succeed): stdout, stderr warnings dropped."""
-        return self.run("trust", "inspect", "--pretty", ref).stdout
-
-    def private_keys(self) -> dict[str, dict[str, str]]:
-        """Key ID -> PEM headers (role, gun) of every private key in the docker trust dir."""
-        keys = {}
-        for path in sorted((self.trust_dir / "private").glob("*.key")):
-            headers = {}
-            for line in path.read_text().splitlines()[1:]:
-                if ": " not in line:
-                    break
-                name, value = line.split(": ", 1)
-                headers[name] = value
-            keys[path.stem] = headers
-        return keys
-
-    def key_of(self, role: str, gun: str | None = None) -> str:
-        """The ID of the one private key with ``role`` (and ``gun``) in the docker trust dir."""
-        found = [
-            kid for kid, h in self.private_keys().items() if h.get("role") == role and h.get("gun") == gun
-        ]
-        assert len(found) == 1, (role, gun, self.private_keys())
-        return found[0]
-
-    def notary(self) -> NotaryCLI:
-        """The Go notary CLI on docker's trust dir, with docker's passphrases (as the lab script does)."""
-        return NotaryCLI(
-            self.server_url,
-            self.tls_dir / "ca.crt",
-            self.trust_dir,
-            passphrases={
-                "root": ROOT_PASSPHRASE,
-                "targets": REPOSITORY_PASSPHRASE,
-                "snapshot": REPOSITORY_PASSPHRASE,
-                "delegation": REPOSITORY_PASSPHRASE,
-            },
-            home=self.workdir / "notary-home",
-        )
-
-    def publish_tag(self, gun: str, tag: str = "1.0") -> None:
-        """Publish ``tag`` into base ``targets`` with the notary CLI (lab script's notary_publish_tag)."""
-        out = self.notary().run("addhash", gun, tag, SIZE, "--sha256", DIGEST, "-p")
-        assert f"Successfully published changes for repository {gun}" in out.stdout, out.stdout
-
-
 def report(what: str, argv: list[str], result: subprocess.CompletedProcess[str] | Exception) -> str:
-    def text(s: str | bytes | None) -> str:
-        return s.decode(errors="replace") if isinstance(s, bytes) else (s or "")
-
-    out, err = getattr(result, "stdout", None), getattr(result, "stderr", None)
-    return f"{what}\n$ {shlex.join(argv)}\n--- stdout ---\n{text(out)}\n--- stderr ---\n{text(err)}"
+    return command_report(what, argv, getattr(result, "stdout", None), getattr(result, "stderr", None))
 
 
 def output(result: subprocess.CompletedProcess[str]) -> str:
     """stdout + stderr without logrus warning lines (they carry timestamps)."""
     return _WARNING_LINE.sub("", result.stdout + result.stderr)
-
-
-def write_plain_key(path: Path) -> Path:
-    """A fresh P-256 key as unencrypted PKCS#8 PEM (mode 0600: docker refuses readable key files)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    pub = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    pub_path = path.with_suffix(".pub")
-    pub_path.write_bytes(pub)
-    return pub_path
 
 
 # --------------------------------------------------------------------------- structure of inspect output
