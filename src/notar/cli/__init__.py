@@ -29,6 +29,8 @@ _COMMANDS = {
     "resolve": "notar.cli.trust:resolve",
     "verify": "notar.cli.verify:verify",
     "migrate": "notar.cli.migrate:migrate",
+    "import": "notar.cli.moving:import_",
+    "export": "notar.cli.moving:export",
     "push": "notar.cli.images:push",
     "pull": "notar.cli.images:pull",
     "gateway": "notar.cli.gateway:gateway",

@@ -9,6 +9,7 @@ __all__ = [
     "NotSignedError",
     "PermissionDeniedError",
     "PublishRejectedError",
+    "RepositoryExistsError",
     "RepositoryNotFoundError",
     "TrustDataInvalidError",
     "TrustServerError",
@@ -45,6 +46,10 @@ class RepositoryNotFoundError(TrustServerError):
 
 class PublishRejectedError(TrustServerError):
     """The trust server refused an update (400)."""
+
+
+class RepositoryExistsError(PublishRejectedError):
+    """An import was refused: the destination already has trust data for the repository."""
 
 
 class VersionConflictError(PublishRejectedError):

@@ -14,6 +14,7 @@ from notar import __version__
 from notar.client.errors import (
     PermissionDeniedError,
     PublishRejectedError,
+    RepositoryExistsError,
     TrustServerError,
     TrustServerUnavailableError,
     VersionConflictError,
@@ -139,6 +140,29 @@ class TrustServer:
         )
         if response.status_code != 200:
             raise self._fail(response, f"publish trust data for {gun}")
+
+    def import_repository(self, gun: str, body: bytes, *, force: bool = False) -> dict[str, Any]:
+        """POST a repository moved from another server to notar's import endpoint; its JSON answer."""
+        url = self._url(gun, "import") + ("?force=true" if force else "")
+        response = self._request("POST", url, content=body, headers={"Content-Type": "application/json"})
+        if response.status_code == 409:
+            raise RepositoryExistsError(f"{gun} already has trust data on {self.url}{_error_text(response)}")
+        if response.status_code != 200:
+            raise self._fail(response, f"import trust data for {gun}")
+        try:
+            answer = json.loads(response.content[:_MAX_ERROR_BYTES])
+        except (ValueError, RecursionError) as e:
+            raise TrustServerError(f"trust server {self.url} answered the import with no JSON") from e
+        return answer if isinstance(answer, dict) else {}
+
+    def accepts_import(self, gun: str) -> bool:
+        """Whether this server has notar's import endpoint (a Go notary-server answers 404 there)."""
+        response = self._request(
+            "POST", self._url(gun, "import"), content=b"{}", headers={"Content-Type": "application/json"}
+        )
+        if response.status_code in (401, 403):
+            raise self._fail(response, f"import trust data for {gun}")
+        return response.status_code == 400  # notar: MALFORMED_JSON for the empty probe
 
     def delete(self, gun: str) -> None:
         response = self._request("DELETE", self._url(gun, "tuf/"))

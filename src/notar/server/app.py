@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from notar.encoding import EncodingError, GoTime, check_value_density
 from notar.server.auth import Access, TokenAuth
 from notar.server.errors import ServerError
+from notar.server.importing import parse_import_body
 from notar.server.service import Metadata, TrustService
 from notar.server.storage import (
     BY_HASH,
@@ -242,6 +243,8 @@ _ROUTES = [
     _route("GET", _TUF + r"(?P<role>snapshot|timestamp)\.key", "GetKey", ("push", "pull"), "get_key"),
     _route("POST", _TUF + r"(?P<role>snapshot|timestamp)\.key", "RotateKey", ("*",), "rotate_key"),
     _route("DELETE", _TUF, "DeleteTUF", ("*",), "delete"),
+    # notar's own: a repository moved from another Notary v1 server, with its root history (notar import)
+    _route("POST", r"/v2/" + _GUN + r"/_trust/import", "ImportTUF", ("push", "pull"), "import"),
     _route("GET", r"/v2/" + _GUN + r"/_trust/changefeed", "Changefeed", ("pull",), "changefeed"),
     _route("GET", r"/v2/_trust/changefeed", "Changefeed", (), "changefeed"),
 ]
@@ -602,6 +605,49 @@ class NotaryApp:
         async with limiter:
             await self._in_thread(publish)
         return Response(b"", 200)
+
+    async def _h_import(self, request: Request, p: dict[str, Any]) -> Response:
+        """Store a repository moved from another server (:mod:`notar.server.importing`).
+
+        ``?force=true`` replaces trust data already here (only by a newer history); like DELETE, that
+        needs the ``*`` scope. The answer: ``{"gun": ..., "versions": {role: current version}}``."""
+        force = request.query_params.get("force", "").lower() in ("1", "true", "yes")
+        if force:
+            self._authorize(request, p["gun"], ("*",))
+        cap = self.settings.max_upload_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            raise ServerError("TOO_LARGE", f"uploads are limited to {cap} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    raise ServerError("TOO_LARGE", f"uploads are limited to {cap} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect as e:
+            raise ServerError("MALFORMED_UPLOAD", "the request body ended early") from e
+        body = b"".join(chunks)
+        gun = p["gun"]
+
+        def run() -> dict[str, Any]:
+            history, update = parse_import_body(
+                gun,
+                body,
+                max_file_bytes=min(self.settings.max_metadata_bytes, GO_MAX_DOWNLOAD_BYTES),
+                max_timestamp_bytes=MAX_TIMESTAMP_BYTES,
+                max_files=self.settings.max_upload_files,
+            )
+            result = self.service.import_repository(gun, history, update, force=force)
+            return {"gun": gun, "versions": result.versions}
+
+        limiter = self._large_limiter
+        if limiter is None:
+            limiter = self._large_limiter = CapacityLimiter(1)
+        async with limiter:  # an import parses and verifies a whole repository: one at a time per process
+            answer = await self._in_thread(run)
+        return Response(json.dumps(answer).encode(), 200, media_type="application/json")
 
     async def _h_changefeed(self, request: Request, p: dict[str, Any]) -> Response:
         def int32(name: str, raw: str) -> int:

@@ -35,6 +35,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "DENIED": (403, "requested access to the resource is denied"),
     "TOO_LARGE": (413, "The upload is larger than this server accepts."),
     "UNAVAILABLE": (503, "The service is unavailable."),
+    # notar's own (the import endpoint; Go clients never call it)
+    "REPOSITORY_EXISTS": (409, "The repository already has trust data on this server."),
 }
 
 _NO_DETAIL = object()

@@ -14,6 +14,7 @@ from typing import TypeVar
 from notar.crypto import PublicKey
 from notar.encoding import GoTime
 from notar.server.errors import ServerError
+from notar.server.importing import ImportResult, plan_import
 from notar.server.keys import KeyService, KeyServiceError
 from notar.server.storage import (
     Change,
@@ -21,13 +22,14 @@ from notar.server.storage import (
     MetaStore,
     MetaUpdate,
     OldVersionError,
+    RepositoryExistsError,
     SQLMetaStore,
     StorageError,
     StorageUnavailableError,
     StoredMeta,
 )
 from notar.server.validation import sign_snapshot, sign_timestamp, validate_update
-from notar.tuf import Envelope, Root, Snapshot, Timestamp, TufError, roles
+from notar.tuf import Envelope, RepositoryHistory, Root, Snapshot, Timestamp, TufError, roles
 
 __all__ = ["Metadata", "TrustService"]
 
@@ -229,6 +231,17 @@ class TrustService:
         plan = validate_update(gun, uploads, store=self.store, keys=self.keys, now=self.clock)
         self._guard(lambda: self.store.update_many(gun, plan.updates), failure="UPDATING")
 
+    def import_repository(
+        self, gun: str, history: RepositoryHistory, update: Mapping[str, bytes], *, force: bool = False
+    ) -> ImportResult:
+        """Store a repository moved from another server, with its whole root history (see
+        :mod:`notar.server.importing`): all of it in one transaction, or nothing."""
+        result = plan_import(
+            gun, history, update, store=self.store, keys=self.keys, now=self.clock, force=force
+        )
+        self._guard(lambda: self.store.import_many(gun, result.updates, replace=force), failure="UPDATING")
+        return result
+
     def delete(self, gun: str) -> None:
         self._guard(lambda: self.store.delete(gun))
 
@@ -257,6 +270,8 @@ class TrustService:
             return fn()
         except OldVersionError as e:
             raise ServerError("VERSION", {}) from e
+        except RepositoryExistsError as e:
+            raise ServerError("REPOSITORY_EXISTS", str(e)) from e
         except StorageUnavailableError as e:
             log.error("storage unavailable: %s", e)
             raise ServerError("UNAVAILABLE") from e

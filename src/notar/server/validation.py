@@ -13,15 +13,15 @@ Go encodings (which break a Go server silently).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from notar.crypto import Signer
 from notar.encoding import GoTime
 from notar.server.errors import ServerError, validation_detail
 from notar.server.keys import KeyService
-from notar.server.storage import MetaStore, MetaUpdate, StoredMeta
+from notar.server.storage import MetaUpdate, StoredMeta
 from notar.tuf import (
     Envelope,
     FileMeta,
@@ -35,11 +35,19 @@ from notar.tuf import (
     roles,
 )
 
-__all__ = ["UpdatePlan", "bad_update", "sign_snapshot", "sign_timestamp", "validate_update"]
+__all__ = ["StoredState", "UpdatePlan", "bad_update", "sign_snapshot", "sign_timestamp", "validate_update"]
 
 
 MAX_VERSION = 2**31 - 1
 T = TypeVar("T")
+
+
+class StoredState(Protocol):
+    """What validation reads of the stored state (a :class:`MetaStore`, or an import's staged files)."""
+
+    def get_current(self, gun: str, role: str) -> StoredMeta | None: ...
+
+    def get_current_many(self, gun: str, roles: Sequence[str]) -> dict[str, StoredMeta]: ...
 
 
 def bad_update(name: str, message: str, **extra: str) -> ServerError:
@@ -110,7 +118,7 @@ def validate_update(
     gun: str,
     uploads: Mapping[str, bytes],
     *,
-    store: MetaStore,
+    store: StoredState,
     keys: KeyService,
     now: Callable[[], GoTime],
 ) -> UpdatePlan:

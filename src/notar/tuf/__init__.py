@@ -17,6 +17,13 @@ from notar.tuf._build import (
     new_targets,
     new_timestamp,
 )
+from notar.tuf._history import (
+    MAX_ROOT_VERSIONS,
+    HistoryError,
+    RepositoryHistory,
+    VerifiedHistory,
+    verify_history,
+)
 from notar.tuf._model import (
     DelegatedRole,
     Delegations,
@@ -62,6 +69,11 @@ from notar.tuf.errors import (
 )
 
 __all__ = [
+    "MAX_ROOT_VERSIONS",
+    "HistoryError",
+    "RepositoryHistory",
+    "VerifiedHistory",
+    "verify_history",
     "DEFAULT_EXPIRY_DAYS",
     "IGNORABLE",
     "BadHierarchyError",

@@ -42,6 +42,7 @@ from notar.server.storage._types import (
 from notar.server.storage.errors import (
     DuplicateKeyError,
     OldVersionError,
+    RepositoryExistsError,
     SchemaError,
     StorageError,
     StorageUnavailableError,
@@ -63,6 +64,7 @@ __all__ = [
     "MetaUpdate",
     "OldVersionError",
     "RepoSummary",
+    "RepositoryExistsError",
     "RowKey",
     "SQLMetaStore",
     "SchemaError",

@@ -46,6 +46,7 @@ from notar.server.storage._types import (
 from notar.server.storage.errors import (
     DuplicateKeyError,
     OldVersionError,
+    RepositoryExistsError,
     StorageError,
     StorageUnavailableError,
 )
@@ -189,39 +190,81 @@ class SQLMetaStore:
             lowest[update.role] = min(lowest.get(update.role, update.version), update.version)
         if not updates:
             return
-        now = datetime.now(UTC)
-        ordered = sorted(updates, key=lambda u: (u.role, u.version))
         with db_errors(f"updating {gun}"):
             try:
                 with self._write.begin() as session:
                     _check_versions(session, gun, lowest)
-                    files = [
-                        TufFileRow(
-                            gun=gun,
-                            role=u.role,
-                            version=u.version,
-                            data=u.data,
-                            sha256=hashlib.sha256(u.data).hexdigest(),
-                            created_at=now,
-                            updated_at=now,
-                        )
-                        for u in ordered
-                    ]
-                    session.add_all(files)
-                    session.flush()
-                    stamps = [f for f in files if f.role == TIMESTAMP]
-                    if stamps:
-                        self._lock_changefeed(session)
-                        session.add_all(_change_row(gun, f.version, f.sha256, "update", now) for f in stamps)
+                    self._insert(session, gun, updates)
             except exc.IntegrityError as e:
-                if _is_unique_violation(e):
-                    raise OldVersionError(
-                        f"{gun}: a concurrent update stored one of these versions first"
-                    ) from e
-                raise StorageError(
-                    f"updating {gun}: the database refused the update ({describe_error(e)})"
-                ) from e
-        log.debug("stored %s: %s", gun, ", ".join(f"{u.role} v{u.version}" for u in ordered))
+                raise _integrity_error(gun, e) from e
+        log.debug("stored %s: %s", gun, ", ".join(f"{u.role} v{u.version}" for u in updates))
+
+    def import_many(self, gun: str, updates: Sequence[MetaUpdate], *, replace: bool = False) -> None:
+        """Store a whole repository's files (several versions of a role allowed) in one transaction.
+
+        The GUN must have no files, else :class:`RepositoryExistsError`; with *replace*, its files are
+        deleted in the same transaction first (its server keys stay: the imported root names them), and a
+        ``deletion`` changefeed row records that. Each ``timestamp`` row writes an ``update`` row, as in
+        :meth:`update_many`. Two concurrent imports of one GUN cannot both commit (the unique index).
+        """
+        _check_name("gun", gun)
+        seen: set[tuple[str, int]] = set()
+        for update in updates:
+            _check_name("role", update.role)
+            _check_version(update.version)
+            if (update.role, update.version) in seen:
+                raise OldVersionError(
+                    f"{gun}: {update.role} version {update.version} appears twice in one import",
+                    role=update.role,
+                    version=update.version,
+                )
+            if not isinstance(update.data, bytes):
+                raise StorageError(f"{gun}: data of {update.role} must be bytes")
+            seen.add((update.role, update.version))
+        now = datetime.now(UTC)
+        with db_errors(f"importing {gun}"):
+            try:
+                with self._write.begin() as session:
+                    conn = session.connection()
+                    if replace:
+                        deleted = conn.execute(delete(TufFileRow).where(TufFileRow.gun == gun)).rowcount
+                        if deleted:
+                            self._lock_changefeed(session)
+                            session.add(_change_row(gun, 0, None, "deletion", now))
+                            session.flush()
+                    else:
+                        exists = session.execute(
+                            select(TufFileRow.id).where(TufFileRow.gun == gun).limit(1)
+                        ).first()
+                        if exists is not None:
+                            raise RepositoryExistsError(f"{gun} already has trust data")
+                    self._insert(session, gun, updates)
+            except exc.IntegrityError as e:
+                raise _integrity_error(gun, e) from e
+        log.debug("imported %s: %d files", gun, len(updates))
+
+    def _insert(self, session: Session, gun: str, updates: Sequence[MetaUpdate]) -> None:
+        """Insert file rows sorted by (role, version), and a changefeed row per timestamp (see update_many)."""
+        now = datetime.now(UTC)
+        ordered = sorted(updates, key=lambda u: (u.role, u.version))
+        files = [
+            TufFileRow(
+                gun=gun,
+                role=u.role,
+                version=u.version,
+                data=u.data,
+                sha256=hashlib.sha256(u.data).hexdigest(),
+                created_at=now,
+                updated_at=now,
+            )
+            for u in ordered
+        ]
+        session.add_all(files)
+        session.flush()
+        stamps = [f for f in files if f.role == TIMESTAMP]
+        if stamps:
+            self._lock_changefeed(session)
+            session.add_all(_change_row(gun, f.version, f.sha256, "update", now) for f in stamps)
 
     def delete(self, gun: str) -> bool:
         """Hard-delete every file and server key of exactly ``gun`` (not a prefix: ``a/b`` spares ``a/bc``).
@@ -434,6 +477,12 @@ def _check_versions(session: Session, gun: str, lowest: Mapping[str, int]) -> No
 
 def _change_row(gun: str, version: int, sha256: str | None, category: str, now: datetime) -> ChangeRow:
     return ChangeRow(gun=gun, version=version, sha256=sha256, category=category, created_at=now)
+
+
+def _integrity_error(gun: str, e: exc.IntegrityError) -> StorageError:
+    if _is_unique_violation(e):
+        return OldVersionError(f"{gun}: a concurrent update stored one of these versions first")
+    return StorageError(f"updating {gun}: the database refused the update ({describe_error(e)})")
 
 
 def _is_unique_violation(e: exc.IntegrityError) -> bool:

@@ -91,6 +91,11 @@ class MetaStore(Protocol):
         """Store all ``updates`` atomically, or none (:class:`OldVersionError` if a version is not new)."""
         ...
 
+    def import_many(self, gun: str, updates: Sequence[MetaUpdate], *, replace: bool = False) -> None:
+        """Store a whole repository (several versions per role) atomically; the GUN must have no files
+        (:class:`RepositoryExistsError`) unless *replace*, which deletes them in the same transaction."""
+        ...
+
     def get_current(self, gun: str, role: str) -> StoredMeta | None:
         """The highest stored version of ``role``, or ``None``."""
         ...

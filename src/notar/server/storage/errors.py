@@ -12,6 +12,7 @@ from notar.errors import NotarError
 __all__ = [
     "DuplicateKeyError",
     "OldVersionError",
+    "RepositoryExistsError",
     "SchemaError",
     "StorageError",
     "StorageUnavailableError",
@@ -45,3 +46,7 @@ class SchemaError(StorageError):
 
 class DuplicateKeyError(StorageError):
     """A server key with this key ID is already stored for the GUN and role."""
+
+
+class RepositoryExistsError(StorageError):
+    """An import was asked to create a GUN that already has trust data (and not to replace it)."""
