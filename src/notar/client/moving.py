@@ -238,7 +238,7 @@ def _new_snapshot(previous: Snapshot, root: Envelope[Root], version: int, now: G
 # -- the move --------------------------------------------------------------------------------------------
 def move_repository(
     gun: str,
-    source: TrustServer,
+    source: MetadataSource,
     destination: TrustServer,
     *,
     keys: KeySource,
@@ -273,7 +273,7 @@ def move_repository(
     repo = TrustedRepo(state)
     report = MoveReport(
         gun=gun,
-        source=source.url,
+        source=_where(source),
         destination=destination.url,
         mode=mode,
         dry_run=dry_run,

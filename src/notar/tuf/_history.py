@@ -186,7 +186,13 @@ def _check_anchor(history: RepositoryHistory, anchor: bytes) -> None:
         version = Envelope.from_bytes(anchor, expect=Root).signed.version
     except TufError as e:
         raise HistoryError("trusted root", e) from e
-    if not 1 <= version <= len(history.roots) or history.roots[version - 1] != anchor:
+    if version > len(history.roots):
+        raise HistoryError(
+            f"root version {len(history.roots)}",
+            f"older than the root this client trusted before (version {version}): a rollback, or another "
+            "server's history",
+        )
+    if version < 1 or history.roots[version - 1] != anchor:
         raise HistoryError(
             f"root version {version}",
             "differs from the root this client trusted before (the server's history was rewritten)",

@@ -1,0 +1,218 @@
+"""`notar import` from the Go notary-server with notary-signer (as deployed) and `notar export` back to a
+fresh one: afterwards the real clients (notary CLI, docker trust) show exactly what they showed, a trust
+directory whose cache came from the old server carries on without any reset, and signers keep publishing
+with their existing delegation keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab import NotarServer, NotaryCLI, NotaryServer, loopback_get
+from tests.lab.process import child_env
+from tests.moving.scenarios import (
+    Repository,
+    docker_trust_repository,
+    notary_cli_repository,
+    notary_delegations,
+    notary_listing,
+)
+
+pytestmark = pytest.mark.peers
+
+
+def notar(repo: Repository, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The notar CLI on the repository's trust dir, with its passphrases (notary's variable names)."""
+    secrets = {f"NOTARY_{role.upper()}_PASSPHRASE": value for role, value in repo.passphrases.items()}
+    result = subprocess.run(
+        [sys.executable, "-m", "notar", *args, "--trust-dir", str(repo.trust_dir)],
+        capture_output=True,
+        text=True,
+        env=child_env(home=repo.home, PYTHONPATH=os.environ.get("PYTHONPATH", ""), **secrets),
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result
+
+
+def move(
+    repo: Repository, verb: str, other: NotaryServer | NotarServer, notar_url: str, ca: Path, *extra: str
+) -> Any:
+    flag = "--from" if verb == "import" else "--to"
+    out = notar(
+        repo,
+        verb,
+        repo.gun,
+        flag,
+        other.url,
+        f"{flag}-tls-ca",
+        str(other.ca),
+        "--server",
+        notar_url,
+        "--tls-ca",
+        str(ca),
+        "-o",
+        "json",
+        *extra,
+    )
+    return json.loads(out.stdout)
+
+
+def served_root(url: str, ca: Path, gun: str, name: str = "root.json") -> bytes:
+    status, body = loopback_get(f"{url}/v2/{gun}/_trust/tuf/{name}", ca=ca)
+    assert status == 200, (name, status, body[:200])
+    return body
+
+
+def check_listing(repo: Repository, cli: NotaryCLI) -> None:
+    assert notary_listing(cli, repo.gun) == repo.expected_listing()
+    for role in repo.delegations:
+        assert notary_listing(cli, repo.gun, role) == repo.expected_listing(role), role
+    assert notary_delegations(cli, repo.gun) == repo.delegations
+
+
+@pytest.mark.parametrize("server_snapshot", [False, True], ids=["client-snapshot", "server-snapshot"])
+def test_notary_repository_moves_in_and_out(
+    server_snapshot: bool,
+    notary_server_with_signer: NotaryServer,
+    notar_server: NotarServer,
+    lab_pki: Any,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    old = notary_server_with_signer
+    repo = notary_cli_repository(old.url, old.ca, tmp_path / "repo", server_snapshot=server_snapshot)
+
+    # a dry run verifies and reports, and writes nothing
+    [dry] = move(repo, "import", old, notar_server.url, notar_server.ca, "--dry-run")
+    assert dry["dryRun"] is True and dry["rootVersions"] == repo.root_version
+    status, _ = loopback_get(f"{notar_server.url}/v2/{repo.gun}/_trust/tuf/root.json", ca=notar_server.ca)
+    assert status == 404
+
+    [report] = move(repo, "import", old, notar_server.url, notar_server.ca)
+    assert report["mode"] == "import"
+    assert report["newRootVersion"] == repo.root_version + 1
+    assert set(report["rotatedKeys"]) == ({"timestamp", "snapshot"} if server_snapshot else {"timestamp"})
+    assert report["snapshotKey"] == ("server" if server_snapshot else "client")
+
+    # the whole root history is served, byte for byte, and one more version moves the server keys
+    for n, raw in enumerate(repo.root_history, start=1):
+        assert served_root(notar_server.url, notar_server.ca, repo.gun, f"{n}.root.json") == raw
+    new_root = json.loads(served_root(notar_server.url, notar_server.ca, repo.gun))["signed"]
+    assert new_root["version"] == repo.root_version + 1
+    old_root = json.loads(repo.root_history[-1])["signed"]
+    assert new_root["roles"]["root"] == old_root["roles"]["root"]  # the same root key
+    assert new_root["roles"]["targets"] == old_root["roles"]["targets"]
+    assert new_root["roles"]["timestamp"] != old_root["roles"]["timestamp"]
+
+    # the trust dir whose cache came from the old server: no reset, same listing (notary CLI and notar)
+    check_listing(repo, repo.notary(notar_server.url, notar_server.ca))
+    # a fresh client (trust on first use) sees the same
+    fresh = NotaryCLI(notar_server.url, notar_server.ca, tmp_path / "fresh", home=tmp_path / "fresh-home")
+    check_listing(repo, fresh)
+    inspect = json.loads(
+        notar(
+            repo,
+            "inspect",
+            repo.gun,
+            "--server",
+            notar_server.url,
+            "--tls-ca",
+            str(notar_server.ca),
+            "-o",
+            "json",
+        ).stdout
+    )
+    assert inspect[0]["Name"] == repo.gun
+
+    # signers keep publishing with their existing delegation keys
+    cli = repo.notary(notar_server.url, notar_server.ca)
+    cli.run("addhash", repo.gun, "4.0", "401", "--sha256", "ab" * 32, "-r", "targets/releases", "-p")
+    assert any(row.name == "4.0" for row in notary_listing(fresh, repo.gun, "targets/releases"))
+
+    # importing again from the old server is refused: this trust dir now trusts root version N+1
+    again = notar(
+        repo,
+        "import",
+        repo.gun,
+        "--from",
+        old.url,
+        "--from-tls-ca",
+        str(old.ca),
+        "--server",
+        notar_server.url,
+        "--tls-ca",
+        str(notar_server.ca),
+        check=False,
+    )
+    assert again.returncode == 1 and "older than the root this client trusted" in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr
+
+    # export to a fresh Go notary-server with notary-signer: the same trust dir carries on there
+    new_go = request.getfixturevalue("notary_server_with_signer_2")
+    [out] = move(repo, "export", new_go, notar_server.url, notar_server.ca)
+    assert out["mode"] == "replay"
+    after = repo.notary(new_go.url, new_go.ca)
+    rows = notary_listing(after, repo.gun)
+    assert {r.name for r in rows} == {r.name for r in notary_listing(fresh, repo.gun)}
+    fresh_go = NotaryCLI(new_go.url, new_go.ca, tmp_path / "fresh-go", home=tmp_path / "fresh-go-home")
+    assert notary_listing(fresh_go, repo.gun) == rows
+    after.run("addhash", repo.gun, "5.0", "402", "--sha256", "cd" * 32, "-r", "targets/releases", "-p")
+    assert any(row.name == "5.0" for row in notary_listing(fresh_go, repo.gun, "targets/releases"))
+
+
+def test_docker_repository_moves_in(
+    notary_server_with_signer: NotaryServer, notar_server: NotarServer, tmp_path: Path
+) -> None:
+    old = notary_server_with_signer
+    repo = docker_trust_repository(old.url, old.ca, tmp_path / "repo", rotate_root=True)
+    [report] = move(repo, "import", old, notar_server.url, notar_server.ca)
+    assert report["snapshotKey"] == "server" and report["rootVersions"] == repo.root_version
+
+    # docker's own trust dir (cache from the old server), pointed at notar: the same inspect output
+    docker = repo.docker(notar_server.url, notar_server.ca)
+    assert docker.inspect(repo.gun) == repo.inspect
+    assert docker.pretty(repo.gun) == repo.pretty
+    # and a docker that never saw the repository
+    fresh_dir = tmp_path / "fresh-docker"
+    from tests.lab.docker import DockerCLI
+
+    assert DockerCLI(notar_server.url, notar_server.ca, fresh_dir).inspect(repo.gun) == repo.inspect
+
+
+def test_missing_root_key_is_a_clear_error(
+    notary_server_with_signer: NotaryServer, notar_server: NotarServer, tmp_path: Path
+) -> None:
+    old = notary_server_with_signer
+    repo = notary_cli_repository(old.url, old.ca, tmp_path / "repo", root_rotations=0)
+    for path in (repo.trust_dir / "private").glob("*.key"):
+        if "role: root" in path.read_text():
+            path.unlink()
+    result = notar(
+        repo,
+        "import",
+        repo.gun,
+        "--from",
+        old.url,
+        "--from-tls-ca",
+        str(old.ca),
+        "--server",
+        notar_server.url,
+        "--tls-ca",
+        str(notar_server.ca),
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "root key" in result.stderr and "not in the trust directory" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    status, _ = loopback_get(f"{notar_server.url}/v2/{repo.gun}/_trust/tuf/root.json", ca=notar_server.ca)
+    assert status == 404
