@@ -67,6 +67,16 @@ Examples:
 """
 
 
+def _cached(cache: TrustCache, gun: str) -> dict[str, bytes]:
+    """What this trust directory trusted before for *gun*: root, timestamp, snapshot, targets files."""
+    out = {}
+    for role in (roles.ROOT, roles.TIMESTAMP, roles.SNAPSHOT, roles.TARGETS):
+        data = cache.load(gun, role)
+        if data is not None:
+            out[role] = data
+    return out
+
+
 class _Failed(click.ClickException):
     exit_code = 1
 
@@ -144,7 +154,7 @@ def _run(
                     source,
                     destination,
                     keys=keys,
-                    anchor=cache.load(gun, roles.ROOT),
+                    trusted=_cached(cache, gun),
                     pinning=pinning,
                     dry_run=dry_run,
                     force=force,

@@ -174,6 +174,26 @@ def _where(server: MetadataSource) -> str:
     return str(getattr(server, "url", server))
 
 
+def _check_not_older(history: VerifiedHistory, trusted: Mapping[str, bytes], where: str) -> None:
+    """No role of *history* may be older than the copy this client trusted before."""
+    h = history.history
+    current = {roles.TIMESTAMP: h.timestamp, roles.SNAPSHOT: h.snapshot, **h.targets}
+    for role, data in current.items():
+        mine = trusted.get(role)
+        if mine is None:
+            continue
+        try:
+            before: int = Envelope.from_bytes(mine).signed.version
+            now: int = Envelope.from_bytes(data).signed.version
+        except TufError:
+            continue  # an unreadable cached copy is no reference
+        if now < before:
+            raise TrustDataInvalidError(
+                f"trust data for {h.gun} on {where} does not verify at {role}: version {now} is lower than "
+                f"version {before}, which this client trusted before (a rollback)"
+            )
+
+
 # -- keys ----------------------------------------------------------------------------------------------
 def _held(root: Root, role: str, keys: KeySource) -> list[tuple[PublicKey, str]]:
     """(public key, ID used in the root) of every key of *role* in *root* that *keys* can sign with."""
@@ -242,7 +262,7 @@ def move_repository(
     destination: TrustServer,
     *,
     keys: KeySource,
-    anchor: bytes | None = None,
+    trusted: Mapping[str, bytes] | None = None,
     pinning: TrustPinning | None = None,
     clock: Callable[[], GoTime] = GoTime.now,
     dry_run: bool = False,
@@ -251,11 +271,14 @@ def move_repository(
     """Move *gun* from *source* to *destination* (see the module doc) and prove the result.
 
     *keys*: the trust directory's keys (the root key is needed; a client-held snapshot key too).
-    *anchor*: a root this client trusted before for *gun* (its cache): the source's history must hold it.
+    *trusted*: role -> the file this client trusted before for *gun* (its cache): the source's root history
+    must hold that root, and no role may be older than this client's copy (a rollback).
     *force*: replace trust data the destination already has (notar only, and only by a newer history).
     """
     now = clock()
-    history = _verify(source, gun, now=now, pinning=pinning, anchor=anchor)
+    trusted = trusted or {}
+    history = _verify(source, gun, now=now, pinning=pinning, anchor=trusted.get(roles.ROOT))
+    _check_not_older(history, trusted, _where(source))
     root = history.root.signed
     state = history.state
     assert state.timestamp is not None and state.snapshot is not None

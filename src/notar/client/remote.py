@@ -146,7 +146,7 @@ class TrustServer:
         url = self._url(gun, "import") + ("?force=true" if force else "")
         response = self._request("POST", url, content=body, headers={"Content-Type": "application/json"})
         if response.status_code == 409:
-            raise RepositoryExistsError(f"{gun} already has trust data on {self.url}{_error_text(response)}")
+            raise RepositoryExistsError(f"{self.url} refused the import: {_error_detail(response)}")
         if response.status_code != 200:
             raise self._fail(response, f"import trust data for {gun}")
         try:
@@ -191,6 +191,18 @@ def _error_codes(response: httpx.Response) -> set[str]:
         return {str(e.get("code")) for e in body.get("errors") or [] if isinstance(e, dict)}
     except (ValueError, AttributeError, RecursionError, TypeError):
         return set()
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The first error's ``detail`` when it is a sentence (notar's own errors), else its message."""
+    try:
+        first = json.loads(response.content[:_MAX_ERROR_BYTES])["errors"][0]
+        detail = first.get("detail")
+        return str(
+            detail if isinstance(detail, str) and detail else first.get("message") or first.get("code")
+        )
+    except (ValueError, LookupError, AttributeError, RecursionError, TypeError):
+        return f"status {response.status_code}"
 
 
 def _error_text(response: httpx.Response) -> str:
