@@ -188,6 +188,17 @@ def test_docker_repository_moves_in(
 
     assert DockerCLI(notar_server.url, notar_server.ca, fresh_dir).inspect(repo.gun) == repo.inspect
 
+    # docker keeps writing with its existing keys: a revoke is a publish signed by the signers' keys
+    docker.run("trust", "revoke", "--yes", f"{repo.gun}:1.0")
+    after = DockerCLI(notar_server.url, notar_server.ca, tmp_path / "d2").inspect(repo.gun)
+    assert after != repo.inspect  # the revoke was published to notar and is seen by a fresh client
+    before_tags = {t["SignedTag"]: t for t in repo.inspect[0]["SignedTags"]}
+    after_tags = {t["SignedTag"]: t for t in after[0]["SignedTags"]}
+    assert after_tags.get("1.0") != before_tags["1.0"]
+    assert {k: v for k, v in after_tags.items() if k != "1.0"} == {
+        k: v for k, v in before_tags.items() if k != "1.0"
+    }
+
 
 def test_missing_root_key_is_a_clear_error(
     notary_server_with_signer: NotaryServer, notar_server: NotarServer, tmp_path: Path
