@@ -676,3 +676,50 @@ def test_data_never_reaches_logs_or_messages(
     for t in texts:
         assert "TOP-SECRET" not in t
         assert secret.hex() not in t
+
+
+# --------------------------------------------------------------------------- import_many (notar import)
+
+
+def test_import_many_stores_a_whole_history_in_one_transaction(store: SQLMetaStore) -> None:
+    files = [
+        upd("root", 1),
+        upd("root", 2),
+        upd("root", 3),
+        upd("targets", 7),
+        upd("snapshot", 9),
+        upd(TS, 9),
+    ]
+    files += [upd("snapshot", 10), upd(TS, 10)]
+    store.import_many(GUN, files)
+    for role, version in (("root", 3), ("targets", 7), ("snapshot", 10), (TS, 10)):
+        got = store.get_current(GUN, role)
+        assert got is not None and got.version == version, role
+    assert [store.get_version(GUN, "root", v) is not None for v in (1, 2, 3)] == [True, True, True]
+    assert [c.version for c in store.get_changes(0, 100, GUN)] == [9, 10]
+
+
+def test_import_many_refuses_an_existing_gun_unless_replacing(store: SQLMetaStore) -> None:
+    from notar.server.storage import RepositoryExistsError
+
+    store.update_many(GUN, [upd("root", 1), upd("targets", 1), upd(TS, 1)])
+    key = StoredKey(GUN, TS, "k" * 64, "ecdsa", b"pub", b"priv", datetime.now(UTC))
+    store.add_key(key)
+    with pytest.raises(RepositoryExistsError):
+        store.import_many(GUN, [upd("root", 1, b"other"), upd(TS, 5)])
+    assert store.get_current(GUN, "root").data == b"root v1"  # type: ignore[union-attr]
+
+    store.import_many(GUN, [upd("root", 1, b"other"), upd("root", 2), upd(TS, 5)], replace=True)
+    assert store.get_current(GUN, "root").version == 2  # type: ignore[union-attr]
+    assert store.get_version(GUN, "root", 1).data == b"other"  # type: ignore[union-attr]
+    assert store.get_current(GUN, "targets") is None  # the old files are gone ...
+    assert [k.key_id for k in store.get_keys(GUN, TS)] == ["k" * 64]  # ... the server keys stay
+    assert brief(store.get_changes(0, 100, GUN))[-2:] == [(GUN, 0, "deletion"), (GUN, 5, "update")]
+
+
+def test_import_many_is_all_or_nothing(store: SQLMetaStore) -> None:
+    with pytest.raises(OldVersionError):
+        store.import_many(GUN, [upd("root", 1), upd("root", 1)])
+    with pytest.raises(StorageError):
+        store.import_many(GUN, [upd("root", 1), upd("targets", 2**40)])
+    assert store.get_current(GUN, "root") is None
