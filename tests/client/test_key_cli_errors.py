@@ -333,7 +333,7 @@ def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
         raise KeyboardInterrupt
 
     monkeypatch.setattr("notar.cli.keys.FileKeyStore", interrupted, raising=False)
-    monkeypatch.setattr("notar.cli._common.FileKeyStore", interrupted)
+    monkeypatch.setattr("notar.keystore.FileKeyStore", interrupted)  # Context.keystore imports it from there
     assert main(["key", "list", "--trust-dir", "/nonexistent-trust-dir"]) == 130
     err = capsys.readouterr().err
     assert "notar: error: interrupted" in err and "Aborted" not in err

@@ -6,6 +6,7 @@ import importlib
 import logging
 import signal
 import sys
+import types
 from collections.abc import Sequence
 
 import click
@@ -14,6 +15,32 @@ from notar import __version__
 from notar.errors import NotarError
 
 __all__ = ["cli", "main"]
+
+
+def _without_httpx_command_line() -> None:
+    """Keep httpx from importing its own command line into notar's processes.
+
+    ``import httpx`` runs ``from ._main import main`` (the ``httpx`` console script), which imports rich and
+    pygments: 35-45 ms of every notar command that talks HTTP (docs/benchmarks.md, "CLI start-up"), for a
+    function notar never calls. A stand-in module is registered before httpx is imported; its ``main`` loads
+    and runs the real one, so nothing is lost. Nothing else of httpx changes.
+    """
+    name = "httpx._main"
+    if "httpx" in sys.modules or name in sys.modules:
+        return
+    stand_in = types.ModuleType(name, "Stand-in for httpx's command line; notar.cli loads it on first use.")
+
+    def main(*args: object, **kwargs: object) -> object:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        return real.main(*args, **kwargs)
+
+    stand_in.__dict__["main"] = main
+    sys.modules[name] = stand_in
+
+
+_without_httpx_command_line()
 
 
 # Subcommands are imported only when used: `notar sign` must not pay for the server's SQLAlchemy or the
@@ -39,9 +66,68 @@ _COMMANDS = {
 }
 
 
+# What `notar --help` lists for each command, so that the list does not import every command's module (the
+# server's SQLAlchemy, boto3, ...: `notar --help` took 1.2 s): the first sentence of its help, which click
+# shortens to fit the terminal as below, or (_FIXED) the short_help it sets, which click never shortens. A
+# command missing here is imported for its line; tests/cli/test_startup.py checks each line against the
+# command's own `get_short_help_str` at several widths.
+_SHORT_HELP = {
+    "cert": "Certificates for signer keys: Notation signatures carry one (x5c) and are trusted through it.",
+    "export": "Copy repositories' trust data from this notar server to another Notary v1 server.",
+    "gateway": "Run a registry gateway that serves only signed content (Docker Content Trust, Notation, cosign).",
+    "import": "Bring repositories' trust data from another Notary v1 server to this notar server.",
+    "inspect": "Show who signed which tags, the signers and the administrative keys (docker trust inspect's JSON).",
+    "key": "Manage signing keys in the trust directory.",
+    "migrate": "Sign what Notary v1 vouches for as Notation or cosign signatures.",
+    "pull": "Pull IMAGE:TAG into an OCI image layout, only if TAG is validly signed.",
+    "push": "Push SRC to the registry as IMAGE:TAG and sign it (Docker Content Trust).",
+    "release": "Push (optionally) and sign images in a release job, with the signer's key from AWS Secrets Manager.",
+    "resolve": "Print IMAGE@sha256:... for IMAGE:TAG, only if valid trust data signs the tag (targets/releases "
+    "first, then targets, as docker pull did).",
+    "revoke": "Revoke the signature of IMAGE:TAG, or of every tag of IMAGE.",
+    "secrets": "Keep signing keys for `notar release` in AWS Secrets Manager.",
+    "server": "Run the trust server (Notary v1 API; `notary` and `docker trust` work against it).",
+    "sign": "Sign IMAGE:TAG in Notary v1, Notation and/or cosign.",
+    "signer": "Add and remove the people and robots allowed to sign a repository.",
+    "verify": "Verify the Notation (or cosign) signatures of an image in its registry.",
+}
+_FIXED = frozenset({"migrate", "sign", "verify"})
+
+
+def _short_help(name: str, limit: int) -> str | None:
+    """The line of command *name* in ``notar --help`` at *limit* characters, shortened as click does; None
+    when the table does not have it."""
+    text = _SHORT_HELP.get(name)
+    if text is None or len(text) <= limit or name in _FIXED:
+        return text
+    if limit < 3:
+        return "..."
+    import textwrap
+
+    return textwrap.shorten(text, limit, placeholder="...", break_on_hyphens=False)
+
+
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's list of commands, each line from :data:`_SHORT_HELP` (a command not in it is imported)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            text = _short_help(name, limit)
+            if text is None:
+                command = self.get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                text = command.get_short_help_str(limit)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = _COMMANDS.get(cmd_name)

@@ -4,22 +4,51 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import click
 
-from notar.client import Repository, TrustCache, TrustServer
-from notar.keystore import ChainPassphrases, EnvPassphrases, FileKeyStore, PromptPassphrases
-from notar.registry import DockerConfigCredentials, InvalidReferenceError, Reference, parse_reference
-from notar.tuf import TrustPinning
+from notar.registry.errors import InvalidReferenceError
+from notar.registry.reference import Reference, parse_reference
 
-__all__ = ["Context", "docker_config_dir", "trust_options"]
+if TYPE_CHECKING:
+    from notar.client import Repository, TrustServer, Updater
+    from notar.keystore import FileKeyStore
+    from notar.registry import DockerConfigCredentials
+    from notar.tuf import TrustPinning
+
+__all__ = ["BadInput", "Context", "check_name", "docker_config_dir", "trust_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BadInput(click.ClickException):
+    """A one-line ``notar: error: ...`` with exit code 2 (bad arguments or input files)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"notar: error: {self.format_message()}", err=True)
+
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+
+
+def check_name(name: str) -> str:
+    """A signer name as docker accepts it (``releases`` is reserved); else a usage error naming NAME."""
+    if not _NAME.match(name):
+        raise click.BadParameter(
+            f"{name!r}: signer names are lower-case letters, digits, '-' and '_', starting with a letter or digit",
+            param_hint="NAME",
+        )
+    if name == "releases":
+        raise click.BadParameter("'releases' is reserved", param_hint="NAME")
+    return name
 
 
 def docker_config_dir() -> Path:
@@ -36,6 +65,8 @@ class Context:
     root_key_ids: tuple[str, ...] = ()
 
     def keystore(self) -> FileKeyStore:
+        from notar.keystore import ChainPassphrases, EnvPassphrases, FileKeyStore, PromptPassphrases
+
         sources: list[Any] = [EnvPassphrases("notar")]
         if sys.stdin.isatty():
             sources.append(PromptPassphrases())
@@ -59,15 +90,42 @@ class Context:
         candidate = docker_config_dir() / "tls" / hostport / "ca.crt"
         return str(candidate) if candidate.is_file() else True
 
-    def repository(self, ref: Reference) -> Repository:
+    def trust_server(self, ref: Reference) -> TrustServer:
+        from notar.client.remote import TrustServer
+
         url = self.server_url(ref)
-        server = TrustServer(url, verify=self.verify_for(url))
-        pinning = TrustPinning(certs={ref.name: list(self.root_key_ids)}) if self.root_key_ids else None
+        return TrustServer(url, verify=self.verify_for(url))
+
+    def repository(self, ref: Reference) -> Repository:
+        """The repository of *ref* for commands that write (its keys are the trust directory's)."""
+        from notar.client.cache import TrustCache
+        from notar.client.repository import Repository
+
         return Repository(
-            ref.name, server=server, cache=TrustCache(self.trust_dir), keys=self.keystore(), pinning=pinning
+            ref.name,
+            server=self.trust_server(ref),
+            cache=TrustCache(self.trust_dir),
+            keys=self.keystore(),
+            pinning=self._pinning(ref),
         )
 
+    def updater(self, ref: Reference) -> Updater:
+        """What reads verified trust data of *ref* (``inspect``, ``resolve``): no keys needed."""
+        from notar.client.cache import TrustCache
+        from notar.client.updater import Updater
+
+        return Updater(
+            ref.name, self.trust_server(ref), TrustCache(self.trust_dir), pinning=self._pinning(ref)
+        )
+
+    def _pinning(self, ref: Reference) -> TrustPinning | None:
+        from notar.tuf import TrustPinning
+
+        return TrustPinning(certs={ref.name: list(self.root_key_ids)}) if self.root_key_ids else None
+
     def registry_credentials(self) -> DockerConfigCredentials:
+        from notar.registry.credentials import DockerConfigCredentials
+
         return DockerConfigCredentials()
 
     def parse(self, text: str, *, need_tag: bool = False) -> Reference:

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from notar.cli._common import Context, trust_options
-from notar.cli.keys import BadInput, _check_name
+from notar.cli._common import BadInput, Context, trust_options
+from notar.cli._common import check_name as _check_name
 from notar.crypto import DigestSigner
 from notar.keystore import (
     REFERENCE_EXTENSION,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from notar.cli._common import Context, trust_options
+from notar.cli._common import BadInput, Context, trust_options
+from notar.cli._common import check_name as _check_name
 from notar.crypto import PrivateKey
 from notar.errors import NotarError
 from notar.keystore import (
@@ -27,31 +27,8 @@ from notar.keystore import (
 __all__ = ["BadInput", "key"]
 
 
-class BadInput(click.ClickException):
-    """A one-line ``notar: error: ...`` with exit code 2 (bad arguments or input files)."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"notar: error: {self.format_message()}", err=True)
-
-
 def _os_reason(e: OSError) -> str:
     return e.strerror or type(e).__name__
-
-
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
-
-
-def _check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise click.BadParameter(
-            f"{name!r}: signer names are lower-case letters, digits, '-' and '_', starting with a letter or digit",
-            param_hint="NAME",
-        )
-    if name == "releases":
-        raise click.BadParameter("'releases' is reserved", param_hint="NAME")
-    return name
 
 
 @click.group()

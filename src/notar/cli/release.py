@@ -11,8 +11,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from notar.cli._common import Context, trust_options
-from notar.cli.keys import BadInput, _check_name
+from notar.cli._common import BadInput, Context, trust_options
+from notar.cli._common import check_name as _check_name
 from notar.keystore import KeyFileError, read_regular_file
 from notar.release import (
     ReleaseOptions,

@@ -6,43 +6,21 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
-from notar.cli._common import Context, trust_options
-from notar.cli.keys import BadInput, _check_name
-from notar.client import (
-    MemoryKeys,
-    NotSignedError,
-    RepositoryNotFoundError,
-    inspect_data,
-    render_json,
-    render_pretty,
-)
-from notar.crypto import CryptoError, PublicKey
+from notar.cli._common import BadInput, Context, check_name, trust_options
+from notar.client.errors import NotSignedError, RepositoryNotFoundError
 from notar.errors import NotarError
-from notar.registry import RegistryClient
-from notar.signing import (
-    AmbiguousSignerError,
-    Format,
-    FormatSigner,
-    Outcome,
-    SigningKey,
-    SigningSetupError,
-    Status,
-    Subject,
-    Unavailable,
-    V1Format,
-    choose_signer_key,
-    open_signing_key,
-    parse_annotations,
-    parse_duration,
-    parse_formats,
-    resolve_subjects,
-    sign_event,
-)
+
+if TYPE_CHECKING:
+    from notar.crypto import PublicKey
+    from notar.signing import Format, Outcome, SigningKey, Subject
+
+# Each command imports what only it needs when it runs: `notar resolve` and `notar inspect` must not load
+# the key store, the registry client or the signing formats (bench/startup_bench.py).
 
 __all__ = ["inspect", "resolve", "revoke", "sign", "signer"]
 
@@ -81,7 +59,9 @@ def signer_add(ctx: Context, name: str, images: tuple[str, ...], keys: tuple[str
     the standard AWS chain (AWS_REGION, AWS_PROFILE, role...); the endpoint from the URI or
     AWS_ENDPOINT_URL_KMS. IAM: kms:GetPublicKey here, kms:Sign when signing.
     """
-    _check_name(name)
+    from notar.crypto import CryptoError, PublicKey
+
+    check_name(name)
     publics: list[PublicKey] = []
     kms_keys: dict[str, tuple[str, PublicKey]] = {}  # key ID -> (URI, public key)
     for value in keys:
@@ -246,6 +226,8 @@ def _given(click_ctx: click.Context, name: str) -> bool:
 
 def _sign_formats(click_ctx: click.Context, values: tuple[str, ...]) -> tuple[Format, ...]:
     """--format values, else $NOTAR_SIGN_FORMATS, else v1; with the options that only some formats take."""
+    from notar.signing import Format, SigningSetupError, parse_formats
+
     try:
         if values:
             fmts = parse_formats(values)
@@ -267,6 +249,8 @@ def _sign_formats(click_ctx: click.Context, values: tuple[str, ...]) -> tuple[Fo
 def _signing_key(ctx: Context, signer: str | None) -> SigningKey | str:
     """Signer NAME's key for Notation and cosign, opened once; or why it cannot be used (that fails those
     formats, not the others). Ambiguity is bad input."""
+    from notar.signing import AmbiguousSignerError, choose_signer_key, open_signing_key
+
     store = ctx.keystore()
     try:
         return open_signing_key(store, choose_signer_key(store, signer))
@@ -280,6 +264,7 @@ def _kms_signing_key(ctx: Context, uri: str) -> SigningKey:
     """``--key awskms:///...``: the KMS key (one GetPublicKey), with the certificate chain the trust directory
     keeps for it (``notar cert generate NAME --key``), named after its stored reference when there is one."""
     from notar.kms import KeyURIError, KmsKeySpecError, KmsKeyUsageError, KmsSigner
+    from notar.signing import SigningKey
 
     try:
         kms_signer = KmsSigner.open(uri)
@@ -293,6 +278,8 @@ def _kms_signing_key(ctx: Context, uri: str) -> SigningKey:
 
 def _sign_report(outcomes: list[Outcome]) -> list[str]:
     """Progress lines (stderr) for what was signed or skipped; the failure lines, grouped by format and reason."""
+    from notar.signing import Format, Status
+
     failures: dict[tuple[Format, str], list[Subject]] = {}
     for o in outcomes:
         if o.status is Status.FAILED:
@@ -394,6 +381,20 @@ def sign(
     source_registry: str | None,
     kms_key: str | None,
 ) -> None:
+    from notar.client.keys import MemoryKeys
+    from notar.registry.client import RegistryClient
+    from notar.signing import (
+        Format,
+        FormatSigner,
+        SigningSetupError,
+        Unavailable,
+        V1Format,
+        parse_annotations,
+        parse_duration,
+        resolve_subjects,
+        sign_event,
+    )
+
     refs = [ctx.parse(i, need_tag=True) for i in images]
     if len({r.name for r in refs}) != 1:
         raise click.UsageError("all IMAGE:TAG arguments of one `notar sign` must name the same repository")
@@ -478,11 +479,13 @@ def revoke(ctx: Context, image: str, yes: bool) -> None:
 @trust_options
 def inspect(ctx: Context, images: tuple[str, ...], pretty: bool) -> None:
     """Show who signed which tags, the signers and the administrative keys (docker trust inspect's JSON)."""
+    from notar.client.inspect import inspect_data, render_json, render_pretty
+
     items, failed = [], []
     for image in images:
         ref = ctx.parse(image)
         try:
-            repo = ctx.repository(ref).refresh()
+            repo = ctx.updater(ref).refresh()
         except RepositoryNotFoundError:
             failed.append(image)
             continue
@@ -504,7 +507,7 @@ def resolve(ctx: Context, image: str) -> None:
     ref = ctx.parse(image)
     tag = ref.tag or "latest"
     try:
-        repo = ctx.repository(ref).refresh()
+        repo = ctx.updater(ref).refresh()
     except RepositoryNotFoundError as e:
         raise NotSignedError(f"No valid trust data for {tag}: {e}") from e
     match = repo.resolve(tag)

@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
-from notar.client.cache import MemoryCache, MetadataCache, TrustCache
+from typing import TYPE_CHECKING
+
+from notar._lazy import lazy_getattr
 from notar.client.errors import (
     ClientError,
     NotSignedError,
@@ -21,12 +23,28 @@ from notar.client.errors import (
     TrustServerUnavailableError,
     VersionConflictError,
 )
-from notar.client.inspect import inspect_data, render_json, render_pretty
-from notar.client.keys import ChainedKeys, KeySource, MemoryKeys, ReferencedKeys, trust_dir_keys
-from notar.client.remote import TrustServer
-from notar.client.repository import Repository, SignResult
-from notar.client.sources import MemorySource, MetadataNotFoundError, MetadataSource
-from notar.client.updater import RELEASES, TargetMatch, TrustedRepo, Updater
+
+if TYPE_CHECKING:
+    from notar.client.cache import MemoryCache, MetadataCache, TrustCache
+    from notar.client.inspect import inspect_data, render_json, render_pretty
+    from notar.client.keys import ChainedKeys, KeySource, MemoryKeys, ReferencedKeys, trust_dir_keys
+    from notar.client.remote import TrustServer
+    from notar.client.repository import Repository, SignResult
+    from notar.client.sources import MemorySource, MetadataNotFoundError, MetadataSource
+    from notar.client.updater import RELEASES, TargetMatch, TrustedRepo, Updater
+
+# Imported on first use (notar._lazy): a command loads only the modules it needs.
+_WHERE = {
+    "cache": ("MemoryCache", "MetadataCache", "TrustCache"),
+    "inspect": ("inspect_data", "render_json", "render_pretty"),
+    "keys": ("ChainedKeys", "KeySource", "MemoryKeys", "ReferencedKeys", "trust_dir_keys"),
+    "remote": ("TrustServer",),
+    "repository": ("Repository", "SignResult"),
+    "sources": ("MemorySource", "MetadataNotFoundError", "MetadataSource"),
+    "updater": ("RELEASES", "TargetMatch", "TrustedRepo", "Updater"),
+}
+if not TYPE_CHECKING:
+    __getattr__ = lazy_getattr(__name__, globals(), _WHERE)
 
 __all__ = [
     "RELEASES",

@@ -13,26 +13,9 @@
 
 from __future__ import annotations
 
-from notar.keystore._certs import (
-    CERT_EXTENSION,
-    CertificateInfo,
-    decode_certificate_chain,
-    encode_certificate_chain,
-    same_public_key,
-)
-from notar.keystore._keyfile import DecodedKey, decode_private_key, encode_private_key, encode_public_key
-from notar.keystore._passphrase import (
-    DOCKER_REPOSITORY_PASSPHRASE_ENV,
-    DOCKER_ROOT_PASSPHRASE_ENV,
-    CallbackPassphrases,
-    ChainPassphrases,
-    EnvPassphrases,
-    PassphraseRetriever,
-    PromptPassphrases,
-    notary_passphrase_env,
-)
-from notar.keystore._refs import REFERENCE_EXTENSION, KeyReference, decode_reference, encode_reference
-from notar.keystore._store import FileKeyStore, KeyInfo, read_regular_file
+from typing import TYPE_CHECKING
+
+from notar._lazy import lazy_getattr
 from notar.keystore.errors import (
     CertificateExistsError,
     CertificateFileError,
@@ -46,6 +29,54 @@ from notar.keystore.errors import (
     PassphraseUnavailableError,
     WrongPassphraseError,
 )
+
+if TYPE_CHECKING:
+    from notar.keystore._certs import (
+        CERT_EXTENSION,
+        CertificateInfo,
+        decode_certificate_chain,
+        encode_certificate_chain,
+        same_public_key,
+    )
+    from notar.keystore._keyfile import DecodedKey, decode_private_key, encode_private_key, encode_public_key
+    from notar.keystore._passphrase import (
+        DOCKER_REPOSITORY_PASSPHRASE_ENV,
+        DOCKER_ROOT_PASSPHRASE_ENV,
+        CallbackPassphrases,
+        ChainPassphrases,
+        EnvPassphrases,
+        PassphraseRetriever,
+        PromptPassphrases,
+        notary_passphrase_env,
+    )
+    from notar.keystore._refs import REFERENCE_EXTENSION, KeyReference, decode_reference, encode_reference
+    from notar.keystore._store import FileKeyStore, KeyInfo, read_regular_file
+
+# Imported on first use (notar._lazy): a command loads only the modules it needs.
+_WHERE = {
+    "_certs": (
+        "CERT_EXTENSION",
+        "CertificateInfo",
+        "decode_certificate_chain",
+        "encode_certificate_chain",
+        "same_public_key",
+    ),
+    "_keyfile": ("DecodedKey", "decode_private_key", "encode_private_key", "encode_public_key"),
+    "_passphrase": (
+        "DOCKER_REPOSITORY_PASSPHRASE_ENV",
+        "DOCKER_ROOT_PASSPHRASE_ENV",
+        "CallbackPassphrases",
+        "ChainPassphrases",
+        "EnvPassphrases",
+        "PassphraseRetriever",
+        "PromptPassphrases",
+        "notary_passphrase_env",
+    ),
+    "_refs": ("REFERENCE_EXTENSION", "KeyReference", "decode_reference", "encode_reference"),
+    "_store": ("FileKeyStore", "KeyInfo", "read_regular_file"),
+}
+if not TYPE_CHECKING:
+    __getattr__ = lazy_getattr(__name__, globals(), _WHERE)
 
 __all__ = [
     "CERT_EXTENSION",

@@ -22,15 +22,9 @@ Layering: imports only :mod:`notar.errors` (and the package version), never ``no
 
 from __future__ import annotations
 
-from notar.registry.auth import Challenge, parse_www_authenticate
-from notar.registry.client import DEFAULT_CHUNK_SIZE, MAX_MANIFEST_SIZE, USER_AGENT, RegistryClient
-from notar.registry.credentials import (
-    CredentialProvider,
-    Credentials,
-    DockerConfigCredentials,
-    StaticCredentials,
-    docker_config_path,
-)
+from typing import TYPE_CHECKING
+
+from notar._lazy import lazy_getattr
 from notar.registry.digest import compute_digest, validate_digest
 from notar.registry.errors import (
     AuthenticationError,
@@ -48,19 +42,6 @@ from notar.registry.errors import (
     RepositoryNotFoundError,
     UnsupportedManifestError,
 )
-from notar.registry.manifest import (
-    ACCEPTED_MANIFEST_TYPES,
-    ARTIFACT_TYPE_NOTATION_SIGNATURE,
-    MEDIA_TYPE_COSIGN_SIMPLESIGNING,
-    MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_DOCKER_MANIFEST_LIST,
-    MEDIA_TYPE_OCI_CONFIG,
-    MEDIA_TYPE_OCI_EMPTY,
-    MEDIA_TYPE_OCI_INDEX,
-    MEDIA_TYPE_OCI_MANIFEST,
-    Descriptor,
-    Manifest,
-)
 from notar.registry.reference import (
     DEFAULT_DOMAIN,
     DOCKER_HUB_API_HOST,
@@ -69,24 +50,94 @@ from notar.registry.reference import (
     parse_reference,
     registry_base_url,
 )
-from notar.registry.referrers import (
-    ConcurrentUpdateError,
-    CosignSignatures,
-    Referrer,
-    ReferrerAdded,
-    Referrers,
-    ReferrersSource,
-    RetryPolicy,
-    TaggedUpdate,
-    Update,
-    add_referrer,
-    append_cosign_signature,
-    cosign_signature_tag,
-    list_referrers,
-    read_cosign_signatures,
-    referrers_tag,
-    update_tagged_manifest,
-)
+
+if TYPE_CHECKING:
+    from notar.registry.auth import Challenge, parse_www_authenticate
+    from notar.registry.client import DEFAULT_CHUNK_SIZE, MAX_MANIFEST_SIZE, USER_AGENT, RegistryClient
+    from notar.registry.credentials import (
+        CredentialProvider,
+        Credentials,
+        DockerConfigCredentials,
+        StaticCredentials,
+        docker_config_path,
+    )
+    from notar.registry.manifest import (
+        ACCEPTED_MANIFEST_TYPES,
+        ARTIFACT_TYPE_NOTATION_SIGNATURE,
+        MEDIA_TYPE_COSIGN_SIMPLESIGNING,
+        MEDIA_TYPE_DOCKER_MANIFEST,
+        MEDIA_TYPE_DOCKER_MANIFEST_LIST,
+        MEDIA_TYPE_OCI_CONFIG,
+        MEDIA_TYPE_OCI_EMPTY,
+        MEDIA_TYPE_OCI_INDEX,
+        MEDIA_TYPE_OCI_MANIFEST,
+        Descriptor,
+        Manifest,
+    )
+    from notar.registry.referrers import (
+        ConcurrentUpdateError,
+        CosignSignatures,
+        Referrer,
+        ReferrerAdded,
+        Referrers,
+        ReferrersSource,
+        RetryPolicy,
+        TaggedUpdate,
+        Update,
+        add_referrer,
+        append_cosign_signature,
+        cosign_signature_tag,
+        list_referrers,
+        read_cosign_signatures,
+        referrers_tag,
+        update_tagged_manifest,
+    )
+
+# Imported on first use (notar._lazy): a command loads only the modules it needs.
+_WHERE = {
+    "auth": ("Challenge", "parse_www_authenticate"),
+    "client": ("DEFAULT_CHUNK_SIZE", "MAX_MANIFEST_SIZE", "USER_AGENT", "RegistryClient"),
+    "credentials": (
+        "CredentialProvider",
+        "Credentials",
+        "DockerConfigCredentials",
+        "StaticCredentials",
+        "docker_config_path",
+    ),
+    "manifest": (
+        "ACCEPTED_MANIFEST_TYPES",
+        "ARTIFACT_TYPE_NOTATION_SIGNATURE",
+        "MEDIA_TYPE_COSIGN_SIMPLESIGNING",
+        "MEDIA_TYPE_DOCKER_MANIFEST",
+        "MEDIA_TYPE_DOCKER_MANIFEST_LIST",
+        "MEDIA_TYPE_OCI_CONFIG",
+        "MEDIA_TYPE_OCI_EMPTY",
+        "MEDIA_TYPE_OCI_INDEX",
+        "MEDIA_TYPE_OCI_MANIFEST",
+        "Descriptor",
+        "Manifest",
+    ),
+    "referrers": (
+        "ConcurrentUpdateError",
+        "CosignSignatures",
+        "Referrer",
+        "ReferrerAdded",
+        "Referrers",
+        "ReferrersSource",
+        "RetryPolicy",
+        "TaggedUpdate",
+        "Update",
+        "add_referrer",
+        "append_cosign_signature",
+        "cosign_signature_tag",
+        "list_referrers",
+        "read_cosign_signatures",
+        "referrers_tag",
+        "update_tagged_manifest",
+    ),
+}
+if not TYPE_CHECKING:
+    __getattr__ = lazy_getattr(__name__, globals(), _WHERE)
 
 __all__ = [
     "ACCEPTED_MANIFEST_TYPES",

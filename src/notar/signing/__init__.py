@@ -24,9 +24,9 @@ registry and Notary v1's tags on the trust server::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from notar._lazy import lazy_getattr
 from notar.signing._event import sign_event
 from notar.signing._formats import V1Format
 from notar.signing._keys import (
@@ -59,26 +59,14 @@ if TYPE_CHECKING:
 
 # Imported on first use: a Notary v1 signing event does not load the Notation and cosign packages
 # (CBOR, X.509 policy, ...), which would add tens of milliseconds to every `notar sign`.
-_LAZY = {
-    "CosignFormat": "_cosign",
-    "cosign_docker_reference": "_cosign",
-    "cosign_signature_by": "_existing",
-    "notation_signature_by": "_existing",
-    "MigrationItem": "_migrate",
-    "MigrationStatus": "_migrate",
-    "is_signature_tag": "_migrate",
-    "migrate": "_migrate",
-    "NotationFormat": "_notation",
+_WHERE = {
+    "_cosign": ("CosignFormat", "cosign_docker_reference"),
+    "_existing": ("cosign_signature_by", "notation_signature_by"),
+    "_migrate": ("MigrationItem", "MigrationStatus", "is_signature_tag", "migrate"),
+    "_notation": ("NotationFormat",),
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:
+    __getattr__ = lazy_getattr(__name__, globals(), _WHERE)
 
 
 __all__ = [
