@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.lab import NotarServer, NotaryCLI, NotaryServer, loopback_get
+from tests.lab import NotarServer, NotaryCLI, NotaryServer, loopback_get, run_notar_server
+from tests.lab.docker import DockerCLI
 from tests.lab.process import child_env
 from tests.moving.scenarios import (
     Repository,
@@ -73,6 +74,12 @@ def served_root(url: str, ca: Path, gun: str, name: str = "root.json") -> bytes:
     return body
 
 
+def inspect_with_notar(repo: Repository, url: str, ca: Path) -> Any:
+    """`notar inspect -o json` (docker's JSON) of the repository on *url*, from the repository's trust dir."""
+    out = notar(repo, "inspect", repo.gun, "--server", url, "--tls-ca", str(ca), "-o", "json").stdout
+    return json.loads(out)
+
+
 def check_listing(repo: Repository, cli: NotaryCLI) -> None:
     assert notary_listing(cli, repo.gun) == repo.expected_listing()
     for role in repo.delegations:
@@ -91,6 +98,8 @@ def test_notary_repository_moves_in_and_out(
 ) -> None:
     old = notary_server_with_signer
     repo = notary_cli_repository(old.url, old.ca, tmp_path / "repo", server_snapshot=server_snapshot)
+
+    inspected_before = inspect_with_notar(repo, old.url, old.ca)
 
     # a dry run verifies and reports, and writes nothing
     [dry] = move(repo, "import", old, notar_server.url, notar_server.ca, "--dry-run")
@@ -119,20 +128,7 @@ def test_notary_repository_moves_in_and_out(
     # a fresh client (trust on first use) sees the same
     fresh = NotaryCLI(notar_server.url, notar_server.ca, tmp_path / "fresh", home=tmp_path / "fresh-home")
     check_listing(repo, fresh)
-    inspect = json.loads(
-        notar(
-            repo,
-            "inspect",
-            repo.gun,
-            "--server",
-            notar_server.url,
-            "--tls-ca",
-            str(notar_server.ca),
-            "-o",
-            "json",
-        ).stdout
-    )
-    assert inspect[0]["Name"] == repo.gun
+    assert inspect_with_notar(repo, notar_server.url, notar_server.ca) == inspected_before
 
     # signers keep publishing with their existing delegation keys
     cli = repo.notary(notar_server.url, notar_server.ca)
@@ -170,8 +166,11 @@ def test_notary_repository_moves_in_and_out(
     assert any(row.name == "5.0" for row in notary_listing(fresh_go, repo.gun, "targets/releases"))
 
 
-def test_docker_repository_moves_in(
-    notary_server_with_signer: NotaryServer, notar_server: NotarServer, tmp_path: Path
+def test_docker_repository_moves_in_and_out(
+    notary_server_with_signer: NotaryServer,
+    notary_server_with_signer_2: NotaryServer,
+    notar_server: NotarServer,
+    tmp_path: Path,
 ) -> None:
     old = notary_server_with_signer
     repo = docker_trust_repository(old.url, old.ca, tmp_path / "repo", rotate_root=True)
@@ -184,8 +183,6 @@ def test_docker_repository_moves_in(
     assert docker.pretty(repo.gun) == repo.pretty
     # and a docker that never saw the repository
     fresh_dir = tmp_path / "fresh-docker"
-    from tests.lab.docker import DockerCLI
-
     assert DockerCLI(notar_server.url, notar_server.ca, fresh_dir).inspect(repo.gun) == repo.inspect
 
     # docker keeps writing with its existing keys: a revoke is a publish signed by the signers' keys
@@ -198,6 +195,18 @@ def test_docker_repository_moves_in(
     assert {k: v for k, v in after_tags.items() if k != "1.0"} == {
         k: v for k, v in before_tags.items() if k != "1.0"
     }
+
+    # export to a fresh Go notary-server with notary-signer: docker shows the same there, cache kept
+    [out] = move(repo, "export", notary_server_with_signer_2, notar_server.url, notar_server.ca)
+    assert out["mode"] == "replay"
+    assert (
+        repo.docker(notary_server_with_signer_2.url, notary_server_with_signer_2.ca).inspect(repo.gun)
+        == after
+    )
+    fresh_go = DockerCLI(
+        notary_server_with_signer_2.url, notary_server_with_signer_2.ca, tmp_path / "fresh-go"
+    )
+    assert fresh_go.inspect(repo.gun) == after
 
 
 def test_missing_root_key_is_a_clear_error(
@@ -227,3 +236,21 @@ def test_missing_root_key_is_a_clear_error(
     assert "Traceback" not in result.stderr
     status, _ = loopback_get(f"{notar_server.url}/v2/{repo.gun}/_trust/tuf/root.json", ca=notar_server.ca)
     assert status == 404
+
+
+def test_export_to_another_notar_server_is_an_import(
+    notary_server_with_signer: NotaryServer, notar_server: NotarServer, lab_pki: Any, tmp_path: Path
+) -> None:
+    old = notary_server_with_signer
+    repo = notary_cli_repository(old.url, old.ca, tmp_path / "repo", server_snapshot=True, root_rotations=1)
+    move(repo, "import", old, notar_server.url, notar_server.ca)
+    with run_notar_server(lab_pki, tmp_path / "other-notar") as other:
+        [out] = move(repo, "export", other, notar_server.url, notar_server.ca)
+        assert out["mode"] == "import"
+        assert out["newRootVersion"] == repo.root_version + 2
+        # the history is there byte for byte, with notar's key-moving root among it
+        for n in range(1, repo.root_version + 2):
+            assert served_root(other.url, other.ca, repo.gun, f"{n}.root.json") == served_root(
+                notar_server.url, notar_server.ca, repo.gun, f"{n}.root.json"
+            )
+        check_listing(repo, repo.notary(other.url, other.ca))
