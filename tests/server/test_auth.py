@@ -228,3 +228,19 @@ def test_certificate_chains_are_validated_not_only_signed(client: TestClient, is
         r = client.get(TUF + "root.json", headers=bearer(issuer.token(access, chain=chain, key=key)))
         assert r.status_code == 401, [c.subject.rfc4514_string() for c in chain]
         assert 'error="invalid_token"' in r.headers["www-authenticate"]
+
+
+def test_import_needs_push_and_force_needs_star(client: TestClient, issuer: Issuer) -> None:
+    url = f"/v2/{GUN}/_trust/import"
+    assert client.post(url, content=b"{}").status_code == 401
+    pull = bearer(issuer.token(repo("pull")))
+    assert client.post(url, content=b"{}", headers=pull).status_code == 401
+    push_pull = bearer(issuer.token(repo("pull", "push")))
+    # authorised: the empty body is then refused as malformed (nothing stored)
+    r = client.post(url, content=b"{}", headers=push_pull)
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "MALFORMED_JSON"
+    # replacing a repository, like deleting one, needs "*"
+    r = client.post(url + "?force=true", content=b"{}", headers=push_pull)
+    assert r.status_code == 401 and r.headers["www-authenticate"].endswith(',error="insufficient_scope"')
+    everything = bearer(issuer.token(repo("pull", "push", "*")))
+    assert client.post(url + "?force=true", content=b"{}", headers=everything).status_code == 400
