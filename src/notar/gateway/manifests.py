@@ -39,10 +39,11 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Final, Protocol
 
 from starlette.types import Receive, Scope, Send
 
@@ -96,6 +97,9 @@ _ACCEPT_ALL: Final = ", ".join(
     [*ACCEPTED_MANIFEST_TYPES, MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED, "*/*;q=0.1"]
 ).encode()
 _OCTET_STREAM: Final = "application/octet-stream"
+_RECENT_BYTES: Final = 32 * 1024 * 1024  # verified manifest bytes kept for --cache-ttl (see _RecentManifests)
+_RECENT_ENTRIES: Final = 4096
+_ERROR_BODY_BYTES: Final = 64 * 1024
 # what each signature tag must hold
 _TAG_HOLDS: Final = {TagKind.REFERRERS: Kind.REFERRERS_INDEX, TagKind.COSIGN: Kind.COSIGN}
 
@@ -130,6 +134,85 @@ class _Fetched:
     data: bytes
     media_type: str
     digest: str  # sha256 of data ("" for a body not yet pushed, where it is not needed)
+
+
+# (repository, digest, the client's Authorization and Cookie headers)
+_RecentKey = tuple[str, str, tuple[bytes, ...]]
+
+
+class _TTLClock(Protocol):
+    """What the cache reads of the trust verifier (read on every call: tests move the clock)."""
+
+    ttl: float
+
+    def clock(self) -> float: ...
+
+
+class _RecentManifests:
+    """Manifest bytes the registry served a moment ago and that hashed to their digest, each for ``ttl``
+    seconds (``--cache-ttl``; 0: none kept), so that a pull of a signed tag with cached trust needs no
+    upstream round trip.
+
+    The bytes are content-addressed, so they can never be the wrong manifest; what the cache does believe
+    for up to ``ttl`` seconds is the registry's answer to *these credentials*: an entry is only served to
+    requests that carry the same ``Authorization`` and ``Cookie`` headers as the one that fetched it (a
+    client without credentials never gets what the registry gave a client with them; an auth challenge is
+    still the registry's), and a manifest deleted upstream is served until its entry expires, as a tag's
+    trust decision is. Which digest a tag is served as is decided on every request by the trust data, never
+    by this cache. Bounded: at most :data:`_RECENT_ENTRIES` entries and :data:`_RECENT_BYTES` bytes, the
+    oldest dropped first.
+    """
+
+    def __init__(
+        self, verifier: _TTLClock, *, max_bytes: int = _RECENT_BYTES, max_entries: int = _RECENT_ENTRIES
+    ) -> None:
+        self._verifier = verifier  # its ttl and clock, read on every call
+        self._max_bytes = max_bytes
+        self._max_entries = max_entries
+        self._bytes = 0
+        self._entries: OrderedDict[_RecentKey, tuple[float, _Fetched]] = OrderedDict()  # oldest first
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def key(scope: Scope, name: str, digest: str) -> _RecentKey:
+        return (
+            name,
+            digest,
+            tuple(v for k, v in scope["headers"] if k.lower() in (b"authorization", b"cookie")),
+        )
+
+    def get(self, key: _RecentKey) -> _Fetched | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if self._verifier.clock() - entry[0] < self._verifier.ttl:
+            return entry[1]
+        self._drop(key)
+        return None
+
+    def put(self, key: _RecentKey, fetched: _Fetched) -> None:
+        ttl, now = self._verifier.ttl, self._verifier.clock()
+        if ttl <= 0 or len(fetched.data) > self._max_bytes:
+            return
+        self._drop(key)
+        self._entries[key] = (now, fetched)
+        self._bytes += len(fetched.data)
+        while self._entries:  # the oldest first: expired, or beyond the bounds
+            oldest, (stored, _) = next(iter(self._entries.items()))
+            if (
+                now - stored < ttl
+                and self._bytes <= self._max_bytes
+                and len(self._entries) <= self._max_entries
+            ):
+                break
+            self._drop(oldest)
+
+    def _drop(self, key: _RecentKey) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry[1].data)
 
 
 def parse_manifest_ref(name: str, ref: str) -> ManifestRef:
@@ -182,6 +265,7 @@ class ManifestGuard:
         # served by digest (allow_index_children), as v1 serves the children of a signed index
         self._parents: LRUCache[tuple[Format, str], tuple[Descriptor, ...]] = LRUCache(_PARENTS_CACHE_SIZE)
         self._tag_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._recent = _RecentManifests(verifier)
 
     def requirement(self, name: str) -> Requirement:
         """What pulls of repository *name* need."""
@@ -244,7 +328,7 @@ class ManifestGuard:
             return await self._fetch_signed(scope, send, ref.name, signed)
         assert ref.digest is not None
         if await self._digest_allowed(scope, ref.name, ref.digest, view):
-            return await self._fetch(scope, ref.name, ref.digest, send=send)
+            return await self._fetch_recent(scope, send, ref.name, ref.digest)
         refusal = GatewayError(
             "MANIFEST_UNKNOWN",
             f"no valid trust data for {ref.digest}: no signed tag of {gun} points at it",
@@ -268,7 +352,7 @@ class ManifestGuard:
         return signed
 
     async def _fetch_signed(self, scope: Scope, send: Send, name: str, signed: SignedTag) -> _Fetched | None:
-        fetched = await self._fetch(scope, name, signed.digest, send=send)
+        fetched = await self._fetch_recent(scope, send, name, signed.digest)
         if fetched is not None and len(fetched.data) != signed.size:
             raise GatewayError(
                 "DENIED",
@@ -868,6 +952,17 @@ class ManifestGuard:
         return result
 
     # -- upstream reads -------------------------------------------------------------------------------
+    async def _fetch_recent(self, scope: Scope, send: Send, name: str, digest: str) -> _Fetched | None:
+        """:meth:`_fetch` of a digest the trust data lets through, or the same bytes fetched a moment ago for
+        the same credentials (:class:`_RecentManifests`)."""
+        key = self._recent.key(scope, name, digest)
+        fetched = self._recent.get(key)
+        if fetched is None:
+            fetched = await self._fetch(scope, name, digest, send=send)
+            if fetched is not None:
+                self._recent.put(key, fetched)
+        return fetched
+
     async def _fetch(self, scope: Scope, name: str, digest: str, *, send: Send | None) -> _Fetched | None:
         """GET the manifest by digest upstream and check its bytes against *digest*.
 
@@ -901,35 +996,32 @@ class ManifestGuard:
         ]
         # every manifest type: the bytes are checked against the signed digest, whatever their type
         headers.append((b"accept", _ACCEPT_ALL))
-        url = self.proxy.url(f"/v2/{name}/manifests/{reference}", b"")
         cap = self.max_manifest_bytes
-        async with self.proxy.stream("GET", url, headers) as resp:
-            if resp.status_code == 404:
+        async with self.proxy.get(f"/v2/{name}/manifests/{reference}", headers) as resp:
+            if resp.status == 404:
+                await resp.read(_ERROR_BODY_BYTES)  # read to the end, so that the connection can be reused
                 return None
-            if resp.status_code != 200:
-                if resp.status_code in _RELAYED_STATUSES:
+            if resp.status != 200:
+                if resp.status in _RELAYED_STATUSES:
                     if send is not None:
-                        await self.proxy.relay(scope, send, resp)
+                        await resp.relay(scope, send)
                     return _RELAYED
                 raise GatewayError(
                     "UPSTREAM_UNAVAILABLE",
-                    f"the registry answered {resp.status_code} for the manifest {reference} of {name}",
+                    f"the registry answered {resp.status} for the manifest {reference} of {name}",
                 )
-            chunks, size = [], 0
-            async for chunk in resp.aiter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise GatewayError(
-                        "DENIED", f"the registry's manifest {reference} is larger than {cap} bytes"
-                    )
-                chunks.append(chunk)
-        data = b"".join(chunks)
+            data = await resp.read(cap)
+            if data is None:
+                raise GatewayError(
+                    "DENIED", f"the registry's manifest {reference} is larger than {cap} bytes"
+                )
+            content_type = resp.header("content-type")
         actual = "sha256:" + hashlib.sha256(data).hexdigest()
         if ":" in reference and actual != reference:
             raise GatewayError(
                 "DENIED", f"the registry returned {actual} for the signed manifest {reference}"
             )
-        return _Fetched(data, _manifest_type(data, resp.headers.get("content-type", "")), actual)
+        return _Fetched(data, _manifest_type(data, content_type), actual)
 
 
 # -- helpers ------------------------------------------------------------------------------------------------

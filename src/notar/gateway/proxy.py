@@ -17,7 +17,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -28,7 +28,7 @@ from notar.gateway.direct import EXTENSION, BodyMover, ClientSocket, DirectBodyE
 from notar.gateway.errors import GatewayError
 from notar.gateway.passthrough import BlobPassthrough, UpstreamResponse
 
-__all__ = ["ClientGone", "UpstreamProxy", "client_body", "forward_headers", "hang_up"]
+__all__ = ["ClientGone", "Reply", "UpstreamProxy", "client_body", "forward_headers", "hang_up"]
 
 log = logging.getLogger("notar.gateway")
 
@@ -113,6 +113,26 @@ class UpstreamProxy:
     ) -> _Upstream:
         """``async with``: the upstream's streamed response to one request."""
         return _Upstream(self.http, self.upstream, method, url, headers, content)
+
+    @contextlib.asynccontextmanager
+    async def get(self, path: str, headers: list[tuple[bytes, bytes]]) -> AsyncIterator[Reply]:
+        """``async with``: the upstream's answer to a GET of *path* (no query) that the gateway reads itself.
+
+        Through the lean client (:mod:`notar.gateway.passthrough`) when there is one: a manifest read then
+        costs one request on a kept-alive connection and no httpx machinery (about a millisecond less per
+        request); else through httpx. Errors are :class:`GatewayError` either way.
+        """
+        url = self.url(path, b"")
+        blobs = self.blobs
+        if blobs is None:
+            async with self.stream("GET", url, headers) as resp:
+                yield _HttpxReply(self, resp)
+            return
+        lean = await blobs.request("GET", url[len(self.upstream) :].encode("latin-1"), headers)
+        try:
+            yield _LeanReply(self, lean)
+        finally:
+            lean.release()  # back to the pool only when the body was read to the end
 
     async def pass_on(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request that needs no trust decision: blob GET/HEAD by the lean path, anything else :meth:`forward`."""
@@ -238,6 +258,86 @@ class UpstreamProxy:
             if not rest or rest.startswith(("/", "?")):
                 return (base + rest).encode("latin-1")
         return value
+
+
+class Reply(Protocol):
+    """An upstream answer to :meth:`UpstreamProxy.get`."""
+
+    @property
+    def status(self) -> int: ...
+
+    def header(self, name: str) -> str:
+        """The value of response header *name* (lower case), ``""`` when absent."""
+        ...
+
+    async def read(self, cap: int) -> bytes | None:
+        """The whole body, or ``None`` as soon as it exceeds *cap* bytes."""
+        ...
+
+    async def relay(self, scope: Scope, send: Send) -> None:
+        """Send the answer to the client as it is (``Location`` rewritten)."""
+        ...
+
+
+class _HttpxReply:
+    def __init__(self, proxy: UpstreamProxy, resp: httpx.Response) -> None:
+        self._proxy = proxy
+        self._resp = resp
+
+    @property
+    def status(self) -> int:
+        return self._resp.status_code
+
+    def header(self, name: str) -> str:
+        return str(self._resp.headers.get(name, ""))
+
+    async def read(self, cap: int) -> bytes | None:
+        chunks, size = [], 0
+        async for chunk in self._resp.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def relay(self, scope: Scope, send: Send) -> None:
+        await self._proxy.relay(scope, send, self._resp)
+
+
+class _LeanReply:
+    def __init__(self, proxy: UpstreamProxy, resp: UpstreamResponse) -> None:
+        self._proxy = proxy
+        self._resp = resp
+
+    @property
+    def status(self) -> int:
+        return self._resp.status
+
+    def header(self, name: str) -> str:
+        key = name.encode("latin-1")
+        for k, v in self._resp.headers:
+            if k == key:
+                return v.decode("latin-1")
+        return ""
+
+    async def read(self, cap: int) -> bytes | None:
+        chunks, size = [], 0
+        async with contextlib.aclosing(self._resp.body()) as body:
+            async for chunk in body:
+                size += len(chunk)
+                if size > cap:
+                    return None
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def relay(self, scope: Scope, send: Send) -> None:
+        headers = self._proxy._response_headers(scope, self._resp.headers)
+        await send({"type": "http.response.start", "status": self._resp.status, "headers": headers})
+        if scope["method"] != "HEAD":
+            async with contextlib.aclosing(self._resp.body()) as body:
+                async for chunk in body:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class _Upstream:
