@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -83,6 +82,8 @@ class TrustCache:
 
     def store(self, gun: str, files: Mapping[str, bytes]) -> None:
         """Write several roles, each atomically."""
+        import tempfile  # here, not at the top: a read that finds its files cached writes nothing
+
         for role, data in files.items():
             path = self._path(gun, role)
             _mkdir(path.parent)

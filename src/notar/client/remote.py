@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
 from notar import __version__
+from notar.client import _http
 from notar.client.errors import (
     PermissionDeniedError,
     PublishRejectedError,
@@ -21,6 +20,9 @@ from notar.client.errors import (
 )
 from notar.client.sources import MetadataNotFoundError, metadata_name, not_found, too_large
 from notar.crypto import CryptoError, PublicKey
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "encode_update",
@@ -38,7 +40,14 @@ _MAX_ERROR_BYTES = 64 * 1024
 
 
 class TrustServer:
-    """One trust server (notary-server or notar server)."""
+    """One trust server (notary-server or notar server).
+
+    Its requests go through *http* when given (an ``httpx.Client``: tests' in-process apps, the gateway's
+    deadline transport), else through an ``httpx.Client`` with *auth* when that is given, else through the
+    standard library's HTTP client (:mod:`notar.client._http`, ADR 0011), with the same TLS (*verify*: True
+    for certifi's CAs, False, a CA file or directory, an ``ssl.SSLContext``), *timeout*, no proxies from the
+    environment and no redirects.
+    """
 
     def __init__(
         self,
@@ -50,14 +59,26 @@ class TrustServer:
         timeout: float = 30.0,
     ) -> None:
         self.url = url.rstrip("/")
+        headers = {"User-Agent": f"notar/{__version__}"}
+        self._http: httpx.Client | _http.Client
+        self._transport_errors: tuple[type[Exception], ...]
+        if http is None and auth is None:
+            self._http = _http.Client(
+                verify=verify, timeout=timeout, headers=headers, https=self.url.startswith("https:")
+            )
+            self._transport_errors = (_http.TransportError,)
+            return
+        import httpx
+
         self._http = http or httpx.Client(
             verify=verify,
             auth=auth,
             timeout=timeout,
             follow_redirects=False,
-            headers={"User-Agent": f"notar/{__version__}"},
+            headers=headers,
             trust_env=False,
         )
+        self._transport_errors = (httpx.TransportError,)
 
     def close(self) -> None:
         self._http.close()
@@ -71,13 +92,13 @@ class TrustServer:
     def _url(self, gun: str, tail: str) -> str:
         return f"{self.url}/v2/{quote(gun, safe='/:@')}/_trust/{tail}"
 
-    def _request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+    def _request(self, method: str, url: str, **kw: Any) -> _http.Response:
         try:
             return self._http.request(method, url, **kw)
-        except httpx.TransportError as e:
+        except self._transport_errors as e:
             raise TrustServerUnavailableError(f"error contacting trust server {self.url}: {e}") from e
 
-    def _fail(self, response: httpx.Response, what: str) -> TrustServerError:
+    def _fail(self, response: _http.Response, what: str) -> TrustServerError:
         status = response.status_code
         detail = _error_text(response)
         if status in (401, 403):
@@ -116,7 +137,7 @@ class TrustServer:
                         raise too_large(name, max_bytes)
                     chunks.append(chunk)
                 return b"".join(chunks)
-        except httpx.TransportError as e:
+        except self._transport_errors as e:
             raise TrustServerUnavailableError(f"error contacting trust server {self.url}: {e}") from e
 
     def get_key(self, gun: str, role: str, *, rotate: bool = False) -> PublicKey:
@@ -173,7 +194,7 @@ class TrustServer:
 def encode_update(files: Mapping[str, bytes], *, boundary: str | None = None) -> tuple[bytes, str]:
     """The multipart body of one update and its content type, as the Go client builds it: one part per
     role, field ``files``, ``filename`` = the role name, ``application/octet-stream``."""
-    boundary = boundary or uuid.uuid4().hex
+    boundary = boundary or os.urandom(16).hex()  # random, as uuid4().hex was (uuid imports platform)
     parts = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{role}"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n".encode()
@@ -184,7 +205,7 @@ def encode_update(files: Mapping[str, bytes], *, boundary: str | None = None) ->
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def _error_codes(response: httpx.Response) -> set[str]:
+def _error_codes(response: _http.Response) -> set[str]:
     """The ``code`` of each error in a notary error body (``{"errors": [{"code": ...}]}``)."""
     try:
         body = json.loads(response.content[:_MAX_ERROR_BYTES])
@@ -193,7 +214,7 @@ def _error_codes(response: httpx.Response) -> set[str]:
         return set()
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(response: _http.Response) -> str:
     """The first error's ``detail`` when it is a sentence (notar's own errors), else its message."""
     try:
         first = json.loads(response.content[:_MAX_ERROR_BYTES])["errors"][0]
@@ -205,7 +226,7 @@ def _error_detail(response: httpx.Response) -> str:
         return f"status {response.status_code}"
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(response: _http.Response) -> str:
     try:
         body = json.loads(response.content[:_MAX_ERROR_BYTES])
         errors = body.get("errors") or []
