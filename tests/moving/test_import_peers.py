@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.lab import NotarServer, NotaryCLI, NotaryServer, loopback_get, run_notar_server
+from notar.registry import RegistryClient
+from tests.lab import NotarServer, NotaryCLI, NotaryServer, Registry, loopback_get, run_notar_server
 from tests.lab.docker import DockerCLI
 from tests.lab.process import child_env
 from tests.moving.scenarios import (
@@ -24,6 +26,8 @@ from tests.moving.scenarios import (
     notary_delegations,
     notary_listing,
 )
+from tests.registry.artifacts import push_image
+from tests.registry.images import make_image
 
 pytestmark = pytest.mark.peers
 
@@ -254,3 +258,32 @@ def test_export_to_another_notar_server_is_an_import(
                 notar_server.url, notar_server.ca, repo.gun, f"{n}.root.json"
             )
         check_listing(repo, repo.notary(other.url, other.ca))
+
+
+def test_notar_sign_keeps_publishing_after_the_import(
+    notary_server_with_signer: NotaryServer, notar_server: NotarServer, registry: Registry, tmp_path: Path
+) -> None:
+    """The repository's signers sign new tags with `notar sign` against notar, with the delegation keys
+    the notary CLI made on the old server; the Go client reading notar from its old cache sees them."""
+    old = notary_server_with_signer
+    gun = f"{registry.host}/moving/signed-{uuid.uuid4().hex[:8]}"
+    repo = notary_cli_repository(old.url, old.ca, tmp_path / "repo", gun=gun, root_rotations=1)
+    move(repo, "import", old, notar_server.url, notar_server.ca)
+    with RegistryClient(registry.host) as client:
+        digest = push_image(client, gun.split("/", 1)[1], make_image("moved in\n"), tag="9.0")
+    out = notar(
+        repo,
+        "sign",
+        f"{gun}:9.0",
+        "--server",
+        notar_server.url,
+        "--tls-ca",
+        str(notar_server.ca),
+        "-o",
+        "json",
+    )
+    [signed] = json.loads(out.stdout)
+    assert signed["status"] == "signed" and signed["digest"] == digest
+    rows = {row.name: row for row in notary_listing(repo.notary(notar_server.url, notar_server.ca), gun)}
+    assert rows["9.0"].sha256 == digest.removeprefix("sha256:")
+    assert rows["9.0"].role == "targets/releases"  # docker's rule: the release delegation the signer holds
