@@ -12,7 +12,7 @@ What it does as the httpx client it replaces did (``trust_env=False``, no redire
 
 * TLS: ``verify`` is ``True`` (certifi's CA bundle, as httpx), ``False``, a CA file or directory, or an
   ``ssl.SSLContext``; the context is made when the client is (a bad CA file fails there, as before), and only
-  for an https URL.
+  for an https URL; HTTP/1.1 is offered by ALPN, as httpcore does.
 * No proxies from the environment, no redirects followed, no cookies, no content decoding (identity is
   asked for), ``timeout`` seconds for the connection and for each read.
 * Connections are kept alive and reused (one pool per origin, any number of threads); an idle connection
@@ -150,7 +150,7 @@ class Client:
         self.timeout = timeout
         self._headers = {"Accept-Encoding": "identity", **headers}
         self._verify = verify
-        self._context = ssl_context(verify) if https else None
+        self._context = _with_alpn(ssl_context(verify)) if https else None
         self._idle: dict[tuple[str, str, int | None], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -223,8 +223,14 @@ class Client:
         if scheme == "http":
             return http.client.HTTPConnection(host, port, timeout=self.timeout)
         if self._context is None:
-            self._context = ssl_context(self._verify)
+            self._context = _with_alpn(ssl_context(self._verify))
         return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._context)
+
+
+def _with_alpn(context: ssl.SSLContext) -> ssl.SSLContext:
+    """Offer HTTP/1.1 by ALPN, as httpcore does on every TLS connection (on the context it is given, too)."""
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def _usable(conn: http.client.HTTPConnection) -> bool:
