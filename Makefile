@@ -42,6 +42,7 @@ bench: venv peers
 	$(BIN)/python bench/crypto_bench.py
 	$(BIN)/python bench/server_bench.py
 	$(BIN)/python bench/client_bench.py
+	$(BIN)/python bench/startup_bench.py
 	$(BIN)/python bench/gateway_bench.py
 	$(BIN)/python bench/release_bench.py
 	$(BIN)/python bench/web_bench.py
