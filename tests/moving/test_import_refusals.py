@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from pathlib import Path
 
 import httpx
@@ -142,7 +143,7 @@ def test_an_import_is_all_or_nothing(
         "update": {"root": b64(history.roots[-1])},
     }
     url = f"{notar_server.url}/v2/{old_repo.gun}/_trust/import"
-    with httpx.Client(verify=str(notar_server.ca)) as http:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(notar_server.ca))) as http:
         answer = http.post(url, content=json.dumps(body).encode())
         assert answer.status_code == 400, answer.text
         assert answer.json()["errors"][0]["code"] == "INVALID_UPDATE"
