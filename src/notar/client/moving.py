@@ -68,6 +68,8 @@ from notar.tuf import (
 __all__ = ["MoveError", "MoveReport", "fetch_history", "move_repository"]
 
 log = logging.getLogger("notar.client")
+#: At most this many empty updates bring a Go server's timestamp/snapshot versions past the source's.
+MAX_REPLAY_UPDATES = 10_000
 S = TypeVar("S", bound=Signed)
 
 
@@ -403,6 +405,14 @@ def _replay(
     source_root = history.root.signed
     newest = source_root.version + 1
     snap_signers = _snapshot_signers(source_root, keys)
+    # checked before anything is sent: the replay is bounded
+    needed = max(state.timestamp.signed.version, state.snapshot.signed.version) - newest
+    if needed > MAX_REPLAY_UPDATES:
+        raise MoveError(
+            f"{h.gun} would need {needed} more updates on {destination.url} to bring its timestamp and "
+            f"snapshot versions past the source's (at most {MAX_REPLAY_UPDATES} are sent); export it to a "
+            "notar server instead"
+        )
     # Files clients ignore (expired, under-signed delegations) are refused by a Go server's validation;
     # not carrying them changes nothing a client sees (the snapshot will not list them, so none fetches them).
     skipped = [f"{r} ({e})" for r, e in history.ignored.items()]
