@@ -386,7 +386,14 @@ def hold(pairs: list[Pair]) -> None:
             f"# {p.name} ({p.server})\n{line(p.notar, p.notar_env, p.notar_cwd)}\n{line(p.go, p.go_env, p.go_cwd)}"
         )
     sys.stdout.flush()
-    say("peers up; Ctrl-C to stop")
+    say(f"peers up; Ctrl-C or kill {os.getpid()} to stop them")
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # also when started in the background (SIGINT ignored there): the peers are stopped on the way out
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     with contextlib.suppress(KeyboardInterrupt):
         signal.pause()
 
