@@ -191,3 +191,24 @@ def test_a_repository_notar_has_is_not_overwritten(
             f"{notar_server.url}/v2/{other.gun}/_trust/tuf/timestamp.json", ca=notar_server.ca
         )
         assert before == after
+
+
+def test_a_malicious_old_server_cannot_make_the_client_download_without_bound(
+    old_repo: Repository, notary_server: NotaryServer, notar_server: NotarServer, keys: object
+) -> None:
+    """Red-team finding 2: 1,000 root versions of up to 100 MB each were all kept before any was verified.
+    All of a repository's files together are capped (MAX_HISTORY_BYTES)."""
+    from notar.client.moving import MAX_HISTORY_BYTES
+
+    with TrustServer(notary_server.url, verify=str(notary_server.ca)) as old:
+        history = fetch_history(old, old_repo.gun)
+    newest = json.loads(history.roots[-1])
+    newest["signed"]["version"] = 1000
+    fat = b"x" * (4 * 1024 * 1024)
+    roots = (fat,) * 999 + (json.dumps(newest).encode(),)
+    source = served(replace(history, roots=roots))
+    with (
+        TrustServer(notar_server.url, verify=str(notar_server.ca)) as notar,
+        pytest.raises(TrustDataInvalidError, match=f"larger than the {MAX_HISTORY_BYTES} bytes"),
+    ):
+        move_repository(old_repo.gun, source, notar, keys=keys, dry_run=True)  # type: ignore[arg-type]

@@ -175,3 +175,28 @@ def test_a_delegation_clients_ignore_is_carried_as_it_is(built: Builder) -> None
     assert set(verified.ignored) == {"targets/alice"}
     assert "targets/alice" in verified.history.targets
     assert verified.root.signed.version == 2
+
+
+def test_a_delegation_listed_twice_is_refused(built: Builder) -> None:
+    """Red-team finding 1: a delegation listed twice doubled the walk at every level; refused as an upload
+    is, and walked once meanwhile."""
+    history = built.files()
+    targets = Envelope.from_bytes(history.targets["targets"]).signed
+    targets.delegations.roles.append(targets.delegations.roles[0])
+    signed = Envelope.sign(targets, [built.targets_key])
+    snap = Envelope.from_bytes(history.snapshot).signed
+    snap.meta["targets"] = FileMeta.from_data(signed.data)
+    snap_env = Envelope.sign(snap, [built.snap_key])
+    ts = Envelope.from_bytes(history.timestamp).signed
+    ts.meta["snapshot"] = FileMeta.from_data(snap_env.data)
+    bad = RepositoryHistory(
+        GUN,
+        history.roots,
+        Envelope.sign(ts, [built.ts_key]).data,
+        snap_env.data,
+        {"targets": signed.data, "targets/alice": history.targets["targets/alice"]},
+    )
+    with pytest.raises(
+        HistoryError, match="^targets: targets lists the delegation targets/alice more than once"
+    ):
+        verify_history(bad, now=NOW)

@@ -7,6 +7,8 @@ the snapshot that vouches for them), ignorable delegations, typed rollback error
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from notar.client import (
@@ -187,3 +189,37 @@ def test_the_updater_over_an_in_memory_source(repo: Repo) -> None:
 
 def test_clock_is_a_value() -> None:
     assert TrustedSet(GUN, GoTime.parse("2030-01-01T00:00:00Z")).now.format().startswith("2030")
+
+
+def test_a_delegation_listed_twice_is_walked_once(repo: Repo) -> None:
+    """Red-team finding (import): targets listing targets/a twice, targets/a listing targets/a/a twice, ...
+    doubled the walk at every level (2**depth file loads). The updater walks each role once."""
+    depth = 24
+    key = PrivateKey.generate()
+    names = ["targets"] + ["targets" + "/a" * n for n in range(1, depth + 1)]
+    files: dict[str, Envelope[Targets]] = {}
+    for parent, child in reversed(list(itertools.pairwise(names))):
+        body = new_targets(now=NOW, role=parent if parent != "targets" else None)
+        body.delegations.keys[key.key_id] = key.public_key
+        entry = DelegatedRole(child, [key.key_id], 1, [""])
+        body.delegations.roles.extend([entry, entry])
+        files[parent] = Envelope.sign(body, [repo.targets_key if parent == "targets" else key])
+    files[names[-1]] = Envelope.sign(new_targets(now=NOW, role=names[-1]), [key])
+    snapshot = repo.sign_snapshot({roles.ROOT: repo.root, **files})  # type: ignore[dict-item]
+    timestamp = Envelope.sign(new_timestamp(snapshot, now=NOW), [repo.timestamp_key])
+    source = MemorySource()
+    for role, env in ((roles.ROOT, repo.root), (roles.TIMESTAMP, timestamp), (roles.SNAPSHOT, snapshot)):
+        source.put(GUN, role, env.data, version=env.signed.version)
+    for role, env in files.items():
+        source.put(GUN, role, env.data, version=env.signed.version)
+    fetched: list[str] = []
+    real_get = source.get
+
+    def counting_get(gun: str, role: str, **kw: object) -> bytes:
+        fetched.append(role)
+        return real_get(gun, role, **kw)  # type: ignore[arg-type]
+
+    source.get = counting_get  # type: ignore[method-assign]
+    trusted = Updater(GUN, source, MemoryCache(), clock=lambda: NOW).refresh()
+    assert len(trusted.targets) == depth + 1
+    assert sorted(r for r in fetched if r.startswith("targets")) == sorted(names)

@@ -68,6 +68,9 @@ from notar.tuf import (
 __all__ = ["MoveError", "MoveReport", "fetch_history", "move_repository"]
 
 log = logging.getLogger("notar.client")
+#: At most this many bytes of trust data are downloaded for one repository (what fits, base64-encoded, in the
+#: notar server's default 64 MiB upload limit).
+MAX_HISTORY_BYTES = 48 * 1024 * 1024
 #: At most this many empty updates bring a Go server's timestamp/snapshot versions past the source's.
 MAX_REPLAY_UPDATES = 10_000
 S = TypeVar("S", bound=Signed)
@@ -120,8 +123,9 @@ class MoveReport:
 # -- reading a whole repository ------------------------------------------------------------------------
 def fetch_history(server: MetadataSource, gun: str) -> RepositoryHistory:
     """Download every root version and the current files of *gun* (nothing is trusted yet: verify it with
-    :func:`notar.tuf.verify_history`). Sizes are capped as a client caps them; files named by the
-    timestamp and snapshot are fetched by their hash."""
+    :func:`notar.tuf.verify_history`). Sizes are capped as a client caps them, and all of it together at
+    :data:`MAX_HISTORY_BYTES`; files named by the timestamp and snapshot are fetched by their hash, each role
+    once."""
 
     def parse(data: bytes, expect: type[S], step: str, role: str | None = None) -> Envelope[S]:
         try:
@@ -129,17 +133,29 @@ def fetch_history(server: MetadataSource, gun: str) -> RepositoryHistory:
         except TufError as e:
             raise HistoryError(step, e) from e
 
-    newest = server.get(gun, roles.ROOT, max_bytes=MAX_ROOT_BYTES)
+    budget = MAX_HISTORY_BYTES
+
+    def fetch(role: str, *, cap: int, checksum: str | None = None, version: int | None = None) -> bytes:
+        nonlocal budget
+        if budget <= 0:
+            raise HistoryError(
+                role, f"the repository is larger than the {MAX_HISTORY_BYTES} bytes an import carries"
+            )
+        data = server.get(gun, role, max_bytes=min(cap, budget), checksum=checksum, version=version)
+        budget -= len(data)
+        return data
+
+    newest = fetch(roles.ROOT, cap=MAX_ROOT_BYTES)
     count = parse(newest, Root, "root").signed.version
     if not 1 <= count <= MAX_ROOT_VERSIONS:
         raise HistoryError("root", f"version {count} is beyond the {MAX_ROOT_VERSIONS} versions notar walks")
-    roots = [server.get(gun, roles.ROOT, version=v, max_bytes=MAX_ROOT_BYTES) for v in range(1, count)]
+    roots = [fetch(roles.ROOT, cap=MAX_ROOT_BYTES, version=v) for v in range(1, count)]
     roots.append(newest)
-    timestamp = server.get(gun, roles.TIMESTAMP, max_bytes=MAX_TIMESTAMP_BYTES)
+    timestamp = fetch(roles.TIMESTAMP, cap=MAX_TIMESTAMP_BYTES)
     snap_meta = parse(timestamp, Timestamp, roles.TIMESTAMP).signed.meta.get(roles.SNAPSHOT)
     if snap_meta is None or snap_meta.sha256_hex() is None:
         raise HistoryError(roles.TIMESTAMP, "it names no snapshot by sha256")
-    snapshot = server.get(gun, roles.SNAPSHOT, checksum=snap_meta.sha256_hex(), max_bytes=snap_meta.length)
+    snapshot = fetch(roles.SNAPSHOT, cap=snap_meta.length, checksum=snap_meta.sha256_hex())
     listed: dict[str, FileMeta] = parse(snapshot, Snapshot, roles.SNAPSHOT).signed.meta
     targets: dict[str, bytes] = {}
     queue = [roles.TARGETS]
@@ -151,7 +167,7 @@ def fetch_history(server: MetadataSource, gun: str) -> RepositoryHistory:
         sha = meta.sha256_hex()
         if sha is None:
             raise HistoryError(role, "the snapshot gives no sha256 for it")
-        data = server.get(gun, role, checksum=sha, max_bytes=meta.length)
+        data = fetch(role, cap=meta.length, checksum=sha)
         targets[role] = data
         body: Targets = parse(data, Targets, role, role).signed
         queue[0:0] = [d.name for d in body.delegations.roles]

@@ -275,8 +275,12 @@ class Updater:
         mismatch, rollback, malformed file) fails the whole update.
         """
         queue = [roles.TARGETS]
+        visited: set[str] = set()
         while queue:
             role = queue.pop(0)
+            if role in visited:
+                continue  # each role once: a delegation listed twice must not double the walk
+            visited.add(role)
             meta = state.listed(role)
             if meta is None:
                 continue  # never published: nothing signed there

@@ -97,6 +97,17 @@ def plan_import(
             "an import needs a new root version listing this server's timestamp key, signed by the root key",
         )
     plan = validate_update(gun, update, store=_Staged(gun, files), keys=keys, now=lambda: clock)
+    carried: dict[str, int] = {}
+    for f in files:
+        carried[f.role] = max(carried.get(f.role, 0), f.version)
+    for f in plan.updates:  # the update moves every role it carries forward, never back
+        if f.version <= carried.get(f.role, 0):
+            name = {roles.ROOT: "ErrBadRoot", roles.SNAPSHOT: "ErrBadSnapshot"}.get(f.role, "ErrValidation")
+            raise bad_update(
+                name,
+                f"the import's new {f.role} has version {f.version}; it must be above the imported "
+                f"version {carried[f.role]} (clients that read the old server would see a rollback)",
+            )
     stored = [*files, *plan.updates]
     versions: dict[str, int] = {}
     for f in stored:

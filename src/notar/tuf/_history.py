@@ -11,7 +11,8 @@ root version 1 instead of trusting the newest root on first use:
    root must also satisfy it; with *anchor* (a root the caller trusted before, e.g. its cache), that very
    root must be one of the versions, byte for byte.
 2. the timestamp, the snapshot it names and every targets file the snapshot lists, depth first from
-   ``targets``: signatures, hashes and lengths, expiry. A delegation that fails as clients ignore it
+   ``targets``, each role once: signatures, hashes and lengths, expiry, and what an upload must pass
+   (:func:`~notar.tuf.check_targets_content`). A delegation that fails as clients ignore it
    (expired, under-signed) is kept, with the reason, as a client would see it; its children are not part
    of the history (no client would fetch them).
 3. nothing else: a targets file that the walk does not reach is refused, so nothing is stored unchecked.
@@ -29,7 +30,7 @@ from notar.encoding import GoTime
 from notar.tuf import roles
 from notar.tuf._model import Envelope, Root, Snapshot, Targets, Timestamp
 from notar.tuf._trusted import TrustedSet
-from notar.tuf._verify import TrustPinning, verify_root
+from notar.tuf._verify import TrustPinning, check_targets_content, verify_root
 from notar.tuf.errors import RootError, TufError
 
 __all__ = ["MAX_ROOT_VERSIONS", "HistoryError", "RepositoryHistory", "VerifiedHistory", "verify_history"]
@@ -158,6 +159,8 @@ def verify_history(
     queue = [roles.TARGETS]
     while queue:
         role = queue.pop(0)
+        if role in reached:
+            continue  # each role is walked once (a delegation listed twice must not double the walk)
         if state.listed(role) is None:
             if role == roles.TARGETS:
                 raise HistoryError(role, "not listed in the snapshot")
@@ -173,6 +176,10 @@ def verify_history(
         if verified is None:
             ignored[role] = state.ignored[role]
             continue
+        try:
+            check_targets_content(verified.signed, verified.keys)  # what an upload must pass, too
+        except TufError as e:
+            raise HistoryError(role, e) from e
         queue[0:0] = state.children(role)
     extra = sorted(set(history.targets) - reached)
     if extra:

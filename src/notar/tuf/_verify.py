@@ -88,6 +88,8 @@ def check_targets_content(targets: Targets, role: RoleKeys) -> None:
       ancestors'): notary's client only adds targets inside them and every reader skips the others.
     * A delegation key listed under an ID that is not its content's ID: notary's client computes the ID
       from the key, and for Go clients a signature by it is a hard ``key ID is not valid for key content``.
+    * A delegation listed twice (notary's client replaces an entry, never adds a second one): readers could
+      pick different entries, and a walk that follows both would double at every level.
 
     The server refuses such uploads (they could only ever be shown by a reader that forgets a rule).
     """
@@ -101,6 +103,11 @@ def check_targets_content(targets: Targets, role: RoleKeys) -> None:
     for kid, key in targets.delegations.keys.items():
         if key.key_id != kid:
             raise InvalidKeyIDError(f"delegation key {kid}: key ID is not valid for key content")
+    seen: set[str] = set()
+    for delegated in targets.delegations.roles:
+        if delegated.name in seen:
+            raise RoleError(f"{role.name} lists the delegation {delegated.name} more than once")
+        seen.add(delegated.name)
 
 
 def check_expiry(signed: Signed, now: GoTime, role: str) -> None:

@@ -204,7 +204,8 @@ class SQLMetaStore:
 
         The GUN must have no files, else :class:`RepositoryExistsError`; with *replace*, its files are
         deleted in the same transaction first (its server keys stay: the imported root names them), and a
-        ``deletion`` changefeed row records that. Each ``timestamp`` row writes an ``update`` row, as in
+        ``deletion`` changefeed row records that; *updates* must then be newer than what is stored, role by
+        role (:class:`OldVersionError` otherwise, checked inside the transaction). Each ``timestamp`` row writes an ``update`` row, as in
         :meth:`update_many`. Two concurrent imports of one GUN cannot both commit (the unique index).
         """
         _check_name("gun", gun)
@@ -227,6 +228,7 @@ class SQLMetaStore:
                 with self._write.begin() as session:
                     conn = session.connection()
                     if replace:
+                        _check_replaced(session, gun, updates)
                         deleted = conn.execute(delete(TufFileRow).where(TufFileRow.gun == gun)).rowcount
                         if deleted:
                             self._lock_changefeed(session)
@@ -472,6 +474,33 @@ def _check_versions(session: Session, gun: str, lowest: Mapping[str, int]) -> No
                 f"{gun}: {role} version {lowest[role]} is not newer than the stored version {stored}",
                 role=role,
                 version=lowest[role],
+            )
+
+
+_REPLACED_STRICTLY = ("root", "snapshot", TIMESTAMP)
+
+
+def _check_replaced(session: Session, gun: str, updates: Sequence[MetaUpdate]) -> None:
+    """OldVersionError unless *updates* are newer, role by role, than what the GUN stores now (checked in
+    the replacing transaction, so that an update stored after the caller looked is never wiped out):
+    root, snapshot and timestamp strictly, every other role stored at least as new."""
+    newest: dict[str, int] = {}
+    for u in updates:
+        newest[u.role] = max(newest.get(u.role, 0), u.version)
+    stmt = (
+        select(TufFileRow.role, func.max(TufFileRow.version))
+        .where(TufFileRow.gun == gun)
+        .group_by(TufFileRow.role)
+    )
+    for role, stored in sorted(session.execute(stmt).all()):
+        new = newest.get(role)
+        if new is None:
+            continue  # a role the import does not carry (a delegation no longer delegated)
+        if stored > new or (role in _REPLACED_STRICTLY and stored == new):
+            raise OldVersionError(
+                f"{gun}: {role} version {stored} is stored, the replacement's is {new}",
+                role=role,
+                version=new,
             )
 
 
