@@ -68,15 +68,15 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 @pytest.fixture
 def parsed(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The roles of every upload that reached JSON parsing (``_check_parts``)."""
+    """The roles of every upload that reached JSON parsing (``check_parts``)."""
     calls: list[list[str]] = []
-    check = server_app._check_parts
+    check = server_app.check_parts
 
     def spy(parts: list[tuple[str, bytes]]) -> dict[str, bytes]:
         calls.append([role for role, _ in parts])
         return check(parts)
 
-    monkeypatch.setattr(server_app, "_check_parts", spy)
+    monkeypatch.setattr(server_app, "check_parts", spy)
     return calls
 
 
@@ -259,7 +259,7 @@ def test_large_updates_are_parsed_one_at_a_time(tmp_path: Path, monkeypatch: pyt
             finished.append(kind)
         return {}
 
-    monkeypatch.setattr(server_app, "_check_parts", slow_check)
+    monkeypatch.setattr(server_app, "check_parts", slow_check)
     url = f"sqlite:///{tmp_path / 'notar.db'}"
     migrate(url)
     store = open_store(url)
