@@ -251,3 +251,19 @@ def test_manifest_reads_by_the_lean_client() -> None:
             server.close()
 
     asyncio.run(main())
+
+
+def test_a_cache_key_costs_the_same_whatever_credentials_a_client_sends() -> None:
+    """Red-team finding: keys held the raw Cookie/Authorization values outside the byte budget (a 4 MiB
+    Cookie per request: +450 MB for 100 requests). They hold a hash of names and values now."""
+
+    def key(*headers: tuple[bytes, bytes]) -> tuple[str, str, bytes]:
+        return _RecentManifests.key({"headers": list(headers)}, "team/app", "sha256:" + "a" * 64)
+
+    big = key((b"cookie", b"x" * (4 << 20)))
+    assert len(big[2]) == 32
+    assert key((b"cookie", b"Bearer A")) != key((b"authorization", b"Bearer A"))
+    assert key((b"Authorization", b"Bearer A")) == key((b"authorization", b"Bearer A"))
+    assert key((b"authorization", b"Bearer A")) != key((b"authorization", b"Bearer B"))
+    assert key() != key((b"authorization", b""))  # no header is not an empty one
+    assert key((b"cookie", b"a"), (b"cookie", b"b")) != key((b"cookie", b"ab"))

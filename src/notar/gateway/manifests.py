@@ -136,8 +136,8 @@ class _Fetched:
     digest: str  # sha256 of data ("" for a body not yet pushed, where it is not needed)
 
 
-# (repository, digest, the client's Authorization and Cookie headers)
-_RecentKey = tuple[str, str, tuple[bytes, ...]]
+# (repository, digest, sha256 of the client's Authorization and Cookie headers, names and values)
+_RecentKey = tuple[str, str, bytes]
 
 
 class _TTLClock(Protocol):
@@ -177,11 +177,15 @@ class _RecentManifests:
 
     @staticmethod
     def key(scope: Scope, name: str, digest: str) -> _RecentKey:
-        return (
-            name,
-            digest,
-            tuple(v for k, v in scope["headers"] if k.lower() in (b"authorization", b"cookie")),
-        )
+        """The credentials are kept as a hash of their names and values: a key costs the same few bytes
+        whatever a client sends (a 4 MiB Cookie per request would otherwise be held for ``ttl``, outside
+        the byte budget), and ``Cookie: X`` is not ``Authorization: X``."""
+        credentials = hashlib.sha256()
+        for k, v in scope["headers"]:
+            lower = k.lower()
+            if lower in (b"authorization", b"cookie"):
+                credentials.update(b"%d:%s=%d:%s;" % (len(lower), lower, len(v), v))
+        return (name, digest, credentials.digest())
 
     def get(self, key: _RecentKey) -> _Fetched | None:
         entry = self._entries.get(key)
