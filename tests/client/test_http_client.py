@@ -175,3 +175,82 @@ def test_connection_failures_are_one_line_errors() -> None:
     client = Client(verify=True, timeout=1.0, headers={}, https=False)
     with pytest.raises(TransportError, match="unsupported URL"):
         client.request("GET", "ftp://127.0.0.1/x")
+
+
+# --------------------------------------------------------------------------- red-team: bounds http.client lacks
+
+
+@contextlib.contextmanager
+def _raw_server(answer: object) -> Iterator[str]:
+    """A one-connection server on 127.0.0.1 that reads the request and then calls ``answer(conn)``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                answer(conn)  # type: ignore[operator]
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        listener.close()
+
+
+def _endless(conn: socket.socket, head: bytes, line: bytes) -> None:
+    with contextlib.suppress(OSError):
+        conn.sendall(head)
+        while True:
+            conn.sendall(line * 16)
+
+
+def test_endless_trailers_and_interim_answers_are_cut_off() -> None:
+    """http.client reads chunked trailers and `100 Continue` answers without end (5.9 GB in 8 s, then the
+    answer was taken as valid); every byte of an answer now counts against MAX_RESPONSE_BYTES."""
+    trailers = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+    cases = {
+        "trailers": (trailers, b"X-Trailer: " + b"t" * 60000 + b"\r\n"),
+        "100 continue": (
+            b"",
+            b"HTTP/1.1 100 Continue\r\n" + b"X-Filler: " + b"f" * 60000 + b"\r\n\r\n",
+        ),
+    }
+    for what, (head, line) in cases.items():
+        with _raw_server(lambda c, h=head, ln=line: _endless(c, h, ln)) as url:
+            client = Client(verify=True, timeout=5, headers={}, https=False)
+            with pytest.raises(TransportError, match="longer than"):
+                client.request("GET", url + "/v2/x/_trust/tuf/timestamp.json")
+            client.close()
+        assert what
+
+
+def test_a_whole_answer_has_a_deadline() -> None:
+    """A server sending one byte just before each read times out was only cut off by the per-read timeout
+    (never); the whole answer must arrive within DEADLINE_FACTOR x timeout."""
+
+    def dribble(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            for _ in range(1000):
+                conn.sendall(b"x")
+                threading.Event().wait(0.05)
+
+    with _raw_server(dribble) as url:
+        client = Client(verify=True, timeout=0.1, headers={}, https=False)
+        with pytest.raises(TransportError, match="no complete answer within 1 s"):
+            client.request("GET", url + "/v2/x/_trust/tuf/timestamp.json")
+        client.close()
+
+
+def test_a_negative_chunk_size_is_a_transport_error() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n"
+    with (
+        _raw_server(lambda c: c.sendall(answer)) as url,
+        TrustServer(url) as server,
+        pytest.raises(TrustServerUnavailableError),
+    ):
+        server.get(GUN, "timestamp", max_bytes=1024)

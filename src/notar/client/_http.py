@@ -15,6 +15,11 @@ What it does as the httpx client it replaces did (``trust_env=False``, no redire
   for an https URL; HTTP/1.1 is offered by ALPN, as httpcore does.
 * No proxies from the environment, no redirects followed, no cookies, no content decoding (identity is
   asked for), ``timeout`` seconds for the connection and for each read.
+* Bounds httpx's h11 had and :mod:`http.client` lacks: at most :data:`MAX_RESPONSE_BYTES` are read from the
+  socket for one answer, status line, ``100 Continue`` answers, headers, body and chunked trailers together
+  (http.client reads trailers and interim answers without end), and the whole answer must arrive within
+  :data:`DEADLINE_FACTOR` times ``timeout`` (a server sending one byte just before each read times out is
+  cut off then, not only when it pauses longer than ``timeout``).
 * Connections are kept alive and reused (one pool per origin, any number of threads); an idle connection
   the server has closed meanwhile is dropped before it is reused, so no request is ever sent twice.
 * Every failure to connect, send or read is a :class:`TransportError` with the underlying reason as its text.
@@ -26,16 +31,89 @@ import contextlib
 import http.client
 import os
 import select
+import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 __all__ = ["Client", "Response", "TransportError", "ssl_context"]
 
 _CHUNK = 64 * 1024
+#: Bytes read from the socket for one answer, everything included: the largest metadata file a Go client
+#: downloads (100 MiB) and 1 MiB for the rest.
+MAX_RESPONSE_BYTES = 101 * 1024 * 1024
+#: A whole answer must arrive within this many times the per-read timeout.
+DEADLINE_FACTOR = 10
+_PROTOCOL_ERRORS = (OSError, http.client.HTTPException, ValueError)  # ValueError: e.g. a negative chunk size
+
+
+class _Counted:
+    """The socket file of one answer, counting what is read through it (see :data:`MAX_RESPONSE_BYTES`)."""
+
+    def __init__(self, fp: Any, limit: int) -> None:
+        self._fp = fp
+        self._left = limit
+
+    def _take(self, n: int) -> None:
+        self._left -= n
+        if self._left < 0:
+            raise http.client.HTTPException(f"the answer is longer than {MAX_RESPONSE_BYTES} bytes")
+
+    def read(self, n: int | None = -1) -> bytes:
+        data: bytes = self._fp.read(n)
+        self._take(len(data))
+        return data
+
+    def read1(self, n: int = -1) -> bytes:
+        data: bytes = self._fp.read1(n)
+        self._take(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        n: int = self._fp.readinto(buffer)
+        self._take(n or 0)
+        return n
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self._fp.readline(limit)
+        self._take(len(line))
+        return line
+
+    def __getattr__(self, name: str) -> Any:  # peek, close, closed, flush, ...
+        return getattr(self._fp, name)
+
+
+class _BoundedResponse(http.client.HTTPResponse):
+    """An :class:`http.client.HTTPResponse` whose socket file counts what it reads."""
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp = _Counted(self.fp, MAX_RESPONSE_BYTES)  # type: ignore[assignment]
+
+
+class _Watchdog:
+    """Shuts the connection's socket down when its answer has not arrived whole within *seconds*."""
+
+    def __init__(self, conn: http.client.HTTPConnection, seconds: float) -> None:
+        self.expired = False
+        self.seconds = seconds
+        self._conn = conn
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.expired = True
+        sock = self._conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 class TransportError(Exception):
@@ -85,9 +163,10 @@ def ssl_context(verify: bool | str | os.PathLike[str] | ssl.SSLContext) -> ssl.S
 class _Answer:
     """One response of :class:`Client`; the connection goes back to the pool once the body is read."""
 
-    def __init__(self, response: http.client.HTTPResponse, release: _Release) -> None:
+    def __init__(self, response: http.client.HTTPResponse, release: _Release, watchdog: _Watchdog) -> None:
         self._response = response
         self._release = release
+        self._watchdog = watchdog
         self._content: bytes | None = None
         self.status_code = response.status
         self.headers: Headers = response.headers
@@ -107,14 +186,18 @@ class _Answer:
         try:
             while chunk := self._response.read(_CHUNK):
                 yield chunk
-        except (OSError, http.client.HTTPException) as e:
+        except _PROTOCOL_ERRORS as e:
             self.close(reuse=False)
-            raise TransportError(_reason(e)) from e
+            raise TransportError(_reason(e, self._watchdog)) from e
+        if self._watchdog.expired:  # cut off while the last bytes came in: not a whole answer
+            self.close(reuse=False)
+            raise TransportError(_reason(TimeoutError(), self._watchdog))
         self.close(reuse=True)
 
     def close(self, *, reuse: bool = False) -> None:
+        self._watchdog.cancel()
         release, self._release = self._release, _released
-        release(reuse and not self._response.will_close)
+        release(reuse and not self._response.will_close and not self._watchdog.expired)
 
 
 class _Release(Protocol):
@@ -125,7 +208,9 @@ def _released(reuse: bool) -> None:
     """A response already given back."""
 
 
-def _reason(e: BaseException) -> str:
+def _reason(e: BaseException, watchdog: _Watchdog | None = None) -> str:
+    if watchdog is not None and watchdog.expired:
+        return f"timed out: no complete answer within {watchdog.seconds:g} s"
     if isinstance(e, TimeoutError):
         return str(e) or "timed out"
     if isinstance(e, http.client.RemoteDisconnected):
@@ -194,12 +279,14 @@ class Client:
         key = (parts.scheme, parts.hostname, port)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         conn = self._connection(key)
+        watchdog = _Watchdog(conn, self.timeout * DEADLINE_FACTOR)
         try:
             conn.request(method, target, body=content, headers={**self._headers, **(headers or {})})
             response = conn.getresponse()
-        except (OSError, http.client.HTTPException) as e:
+        except _PROTOCOL_ERRORS as e:
+            watchdog.cancel()
             conn.close()
-            raise TransportError(_reason(e)) from e
+            raise TransportError(_reason(e, watchdog)) from e
 
         def release(reuse: bool) -> None:
             if reuse:
@@ -209,7 +296,7 @@ class Client:
                         return
             conn.close()
 
-        return _Answer(response, release)
+        return _Answer(response, release, watchdog)
 
     def _connection(self, key: tuple[str, str, int | None]) -> http.client.HTTPConnection:
         with self._lock:
@@ -220,11 +307,15 @@ class Client:
                     return conn
                 conn.close()
         scheme, host, port = key
+        fresh: http.client.HTTPConnection
         if scheme == "http":
-            return http.client.HTTPConnection(host, port, timeout=self.timeout)
-        if self._context is None:
-            self._context = _with_alpn(ssl_context(self._verify))
-        return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._context)
+            fresh = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        else:
+            if self._context is None:
+                self._context = _with_alpn(ssl_context(self._verify))
+            fresh = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._context)
+        fresh.response_class = _BoundedResponse
+        return fresh
 
 
 def _with_alpn(context: ssl.SSLContext) -> ssl.SSLContext:
