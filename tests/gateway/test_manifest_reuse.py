@@ -15,7 +15,8 @@ from starlette.testclient import TestClient
 
 from notar.gateway import GatewaySettings, SignedTag, create_app
 from notar.gateway.app import GatewayApp
-from notar.gateway.manifests import _Fetched, _RecentManifests
+from notar.gateway.manifest_data import Fetched as _Fetched
+from notar.gateway.manifest_reuse import RecentManifests as _RecentManifests
 from tests.gateway.test_inprocess import FixedVerifier
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
