@@ -95,7 +95,7 @@ def test_a_good_history_verifies(built: Builder) -> None:
     assert verified.root.signed.version == 2
     assert verified.delegations == ["targets/alice"]
     assert not verified.ignored
-    assert [(r, v) for r, v, _ in history.files()] == [
+    assert [(r, v) for r, v, _ in verified.files()] == [
         ("root", 1),
         ("root", 2),
         ("timestamp", 4),

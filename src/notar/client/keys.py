@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
-from notar.crypto import Signer
+from notar.crypto import PublicKey, Signer
 from notar.keystore import FileKeyStore, KeyNotFoundError, KeyReference
 
-__all__ = ["ChainedKeys", "KeySource", "MemoryKeys", "ReferencedKeys", "open_reference", "trust_dir_keys"]
+__all__ = [
+    "ChainedKeys",
+    "KeySource",
+    "MemoryKeys",
+    "ReferencedKeys",
+    "held_key_ids",
+    "open_reference",
+    "trust_dir_keys",
+]
 
 
 @runtime_checkable
@@ -113,3 +121,17 @@ class ReferencedKeys:
 def trust_dir_keys(store: FileKeyStore) -> KeySource:
     """The trust directory's signing keys: key files first, then the keys its references point to."""
     return ChainedKeys(store, ReferencedKeys(store))
+
+
+def held_key_ids(
+    key_ids: Iterable[str], keys: Mapping[str, PublicKey], source: KeySource
+) -> list[tuple[str, str]]:
+    """(ID as the metadata lists it, canonical ID to ask *source* for) of every listed key *source* can
+    sign with; nothing is decrypted (``source.get(canonical)`` does that)."""
+    out = []
+    for kid in key_ids:
+        pub = keys.get(kid)
+        canonical = pub.canonical_key_id if pub is not None else kid
+        if canonical in source:
+            out.append((kid, canonical))
+    return out

@@ -23,7 +23,6 @@ with the source's files), and every signed tag must resolve as it did: the move 
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -37,7 +36,7 @@ from notar.client.errors import (
     RepositoryNotFoundError,
     TrustDataInvalidError,
 )
-from notar.client.keys import KeySource
+from notar.client.keys import KeySource, held_key_ids
 from notar.client.remote import MAX_ROOT_BYTES, MAX_TIMESTAMP_BYTES, TrustServer
 from notar.client.sources import MetadataNotFoundError, MetadataSource
 from notar.client.updater import TrustedRepo, Updater
@@ -49,7 +48,6 @@ from notar.tuf import (
     FileMeta,
     HistoryError,
     RepositoryHistory,
-    Role,
     Root,
     Signed,
     Snapshot,
@@ -58,9 +56,9 @@ from notar.tuf import (
     TrustPinning,
     TufError,
     VerifiedHistory,
-    default_expiry,
     new_snapshot,
     roles,
+    root_with_keys,
     verify_history,
     verify_root,
 )
@@ -213,14 +211,9 @@ def _check_not_older(history: VerifiedHistory, trusted: Mapping[str, bytes], whe
 
 
 # -- keys ----------------------------------------------------------------------------------------------
-def _held(root: Root, role: str, keys: KeySource) -> list[tuple[PublicKey, str]]:
-    """(public key, ID used in the root) of every key of *role* in *root* that *keys* can sign with."""
-    out = []
-    for kid in root.roles[role].keyids:
-        pub = root.keys.get(kid)
-        if pub is not None and pub.canonical_key_id in keys:
-            out.append((pub, kid))
-    return out
+def _held(root: Root, role: str, keys: KeySource) -> list[tuple[str, str]]:
+    """(ID used in the root, canonical ID) of every key of *role* in *root* that *keys* can sign with."""
+    return held_key_ids(root.roles[role].keyids, root.keys, keys)
 
 
 def _require_root_key(history: VerifiedHistory, keys: KeySource) -> None:
@@ -243,28 +236,15 @@ def _root_signers(history: VerifiedHistory, keys: KeySource) -> list[tuple[Signe
     seen: set[str] = set()
     for data in reversed(history.history.roots):
         old = Envelope.from_bytes(data, expect=Root).signed
-        for pub, kid in _held(old, roles.ROOT, keys):
+        for kid, canonical in _held(old, roles.ROOT, keys):
             if kid not in seen:
                 seen.add(kid)
-                signers.append((keys.get(pub.canonical_key_id)[0], kid))
+                signers.append((keys.get(canonical)[0], kid))
     return signers
 
 
 def _snapshot_signers(root: Root, keys: KeySource) -> list[tuple[Signer, str]]:
-    return [(keys.get(pub.canonical_key_id)[0], kid) for pub, kid in _held(root, roles.SNAPSHOT, keys)]
-
-
-def _moved_root(root: Root, version: int, server_keys: Mapping[str, PublicKey], now: GoTime) -> Root:
-    """A copy of *root* at *version*, with the destination's keys for *server_keys*' roles."""
-    body = copy.deepcopy(root)
-    for role, key in server_keys.items():
-        body.keys[key.key_id] = key
-        body.roles[role] = Role([key.key_id], 1)
-    used = {kid for r in body.roles.values() for kid in r.keyids}
-    body.keys = {k: v for k, v in body.keys.items() if k in used}
-    body.version = version
-    body.expires = default_expiry(roles.ROOT, now)
-    return body
+    return [(keys.get(canonical)[0], kid) for kid, canonical in _held(root, roles.SNAPSHOT, keys)]
 
 
 def _new_snapshot(previous: Snapshot, root: Envelope[Root], version: int, now: GoTime) -> Snapshot:
@@ -320,15 +300,7 @@ def move_repository(
         dry_run=dry_run,
         root_versions=len(history.history.roots),
         new_root_version=len(history.history.roots) + 1,
-        versions={
-            roles.ROOT: root.version,
-            roles.TIMESTAMP: state.timestamp.signed.version,
-            roles.SNAPSHOT: state.snapshot.signed.version,
-            **{
-                r: Envelope.from_bytes(d, expect=Targets, role=r).signed.version
-                for r, d in history.history.targets.items()
-            },
-        },
+        versions=dict(history.versions),
         targets=len(repo.signed_tags()),
         delegations=history.delegations,
         ignored={r: str(e) for r, e in history.ignored.items()},
@@ -369,7 +341,9 @@ def _import(
     force: bool,
 ) -> dict[str, int]:
     root = history.root
-    new_root = Envelope.sign(_moved_root(root.signed, root.signed.version + 1, server_keys, now), signers)
+    new_root = Envelope.sign(
+        root_with_keys(root.signed, server_keys, version=root.signed.version + 1, now=now), signers
+    )
     _check_new_root(history, new_root, now)
     update = {roles.ROOT: new_root.data}
     snap_signers = _snapshot_signers(root.signed, keys)
@@ -437,7 +411,7 @@ def _replay(
     previous_snapshot = state.snapshot.signed
     timestamp_version = 0
     for version in range(1, newest + 1):
-        root_env = Envelope.sign(_moved_root(source_root, version, server_keys, now), signers)
+        root_env = Envelope.sign(root_with_keys(source_root, server_keys, version=version, now=now), signers)
         if version == newest:
             _check_new_root(history, root_env, now)
         files: dict[str, bytes] = {roles.ROOT: root_env.data}
@@ -463,10 +437,7 @@ def _replay(
         files = {}
         if snap_signers:
             snapshot_version += 1
-            root_env = Envelope.from_bytes(
-                destination.get(h.gun, roles.ROOT, max_bytes=MAX_ROOT_BYTES), expect=Root
-            )
-            snap = _new_snapshot(previous_snapshot, root_env, snapshot_version, now)
+            snap = _new_snapshot(previous_snapshot, root_env, snapshot_version, now)  # the newest root
             previous_snapshot = snap
             files[roles.SNAPSHOT] = Envelope.sign(snap, snap_signers).data
         destination.publish(h.gun, files)

@@ -35,7 +35,7 @@ from notar.client.errors import (
     TrustServerError,
     VersionConflictError,
 )
-from notar.client.keys import KeySource, trust_dir_keys
+from notar.client.keys import KeySource, held_key_ids, trust_dir_keys
 from notar.client.remote import TrustServer
 from notar.client.retry import PublishConflictError, RetryPolicy
 from notar.client.updater import RELEASES, TrustedRepo, Updater
@@ -46,7 +46,6 @@ from notar.tuf import (
     DelegatedRole,
     Envelope,
     FileMeta,
-    Role,
     Root,
     Targets,
     TrustPinning,
@@ -56,6 +55,7 @@ from notar.tuf import (
     new_snapshot,
     new_targets,
     roles,
+    root_with_keys,
 )
 
 __all__ = ["Repository", "SignResult"]
@@ -135,15 +135,10 @@ class Repository:
     def _held(self, key_ids: Iterable[str], keys: Mapping[str, PublicKey]) -> list[tuple[Signer, str]]:
         """(signer, key ID to write) for every listed key we can sign with (a key file in the trust
         directory, a KMS key it references, or whatever :attr:`signing_keys` holds)."""
-        out: list[tuple[Signer, str]] = []
-        for kid in key_ids:
-            pub = keys.get(kid)
-            canonical = pub.canonical_key_id if pub is not None else kid
-            if canonical not in self.signing_keys:
-                continue
-            private, _role = self.signing_keys.get(canonical)
-            out.append((private, kid))
-        return out
+        return [
+            (self.signing_keys.get(canonical)[0], kid)
+            for kid, canonical in held_key_ids(key_ids, keys, self.signing_keys)
+        ]
 
     def _root_key(self) -> PrivateKey:
         """docker's choice: the first existing root key (sorted by ID), or a new one."""
@@ -495,13 +490,9 @@ class Repository:
 
         def change(repo: TrustedRepo | None) -> tuple[_Update | None, None]:
             assert repo is not None
-            root = copy.deepcopy(repo.root.signed)
-            root.keys[public.key_id] = public
-            root.roles[role] = Role([public.key_id], 1)
-            used = {kid for r in root.roles.values() for kid in r.keyids}
-            root.keys = {k: v for k, v in root.keys.items() if k in used}
-            root.version += 1
-            root.expires = default_expiry(roles.ROOT, self.clock())
+            root = root_with_keys(
+                repo.root.signed, {role: public}, version=repo.root.signed.version + 1, now=self.clock()
+            )
             signers = self._held(repo.root.signed.roles[roles.ROOT].keyids, repo.root.signed.keys)
             if not signers:
                 raise ClientError(f"the root key of {self.gun} is not in the trust directory")

@@ -15,7 +15,8 @@ A Notary v1 server takes updates only on top of what it stores, so a repository'
 
 Everything is stored in one transaction (:meth:`MetaStore.import_many`): nothing is half-imported. A GUN
 that already has trust data is refused unless *force*, and then only by a history that is newer for every
-role the GUN has (so no client that read this server sees a rollback).
+role the GUN has (so no client that read this server sees a rollback); the store checks both inside that
+transaction (:meth:`TrustService.import_repository` says so as ``REPOSITORY_EXISTS``).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from datetime import UTC, datetime
 from notar.encoding import EncodingError, GoTime, check_value_density
 from notar.server.errors import ServerError
 from notar.server.keys import KeyService
-from notar.server.storage import MetaStore, MetaUpdate, StoredMeta
+from notar.server.storage import MetaUpdate, StoredMeta
 from notar.server.validation import bad_update, validate_update
-from notar.tuf import MAX_ROOT_VERSIONS, HistoryError, RepositoryHistory, TufError, roles, verify_history
+from notar.tuf import MAX_ROOT_VERSIONS, HistoryError, RepositoryHistory, roles, verify_history
 
 __all__ = ["IMPORT_FIELDS", "ImportResult", "parse_import_body", "plan_import"]
 
@@ -71,21 +72,18 @@ def plan_import(
     history: RepositoryHistory,
     update: Mapping[str, bytes],
     *,
-    store: MetaStore,
     keys: KeyService,
     now: Callable[[], GoTime],
-    force: bool,
 ) -> ImportResult:
     """Verify *history* and *update* (role -> bytes: ``root``, optionally ``snapshot``) and return every
-    file to store; ``INVALID_UPDATE`` (naming the step) or ``REPOSITORY_EXISTS`` when it may not be stored."""
+    file to store; ``INVALID_UPDATE`` naming the step. Whether the GUN may be written (new, or replaced by
+    a newer history) is decided by the store, in the transaction that writes it."""
     clock = now()
     try:
-        verify_history(history, now=clock)
-        files = [MetaUpdate(role, version, data) for role, version, data in history.files()]
+        verified = verify_history(history, now=clock)
     except HistoryError as e:
         raise bad_update(_STEP_ERRORS.get(e.role, "ErrBadTargets"), f"imported history: {e}") from e
-    except TufError as e:  # not reached: verify_history parsed every file already
-        raise bad_update("ErrValidation", f"imported history: {e}") from e
+    files = [MetaUpdate(role, version, data) for role, version, data in verified.files()]
     unexpected = sorted(set(update) - {roles.ROOT, roles.SNAPSHOT})
     if unexpected:
         raise bad_update(
@@ -97,9 +95,7 @@ def plan_import(
             "an import needs a new root version listing this server's timestamp key, signed by the root key",
         )
     plan = validate_update(gun, update, store=_Staged(gun, files), keys=keys, now=lambda: clock)
-    carried: dict[str, int] = {}
-    for f in files:
-        carried[f.role] = max(carried.get(f.role, 0), f.version)
+    carried = verified.versions
     for f in plan.updates:  # the update moves every role it carries forward, never back
         if f.version <= carried.get(f.role, 0):
             name = {roles.ROOT: "ErrBadRoot", roles.SNAPSHOT: "ErrBadSnapshot"}.get(f.role, "ErrValidation")
@@ -112,27 +108,7 @@ def plan_import(
     versions: dict[str, int] = {}
     for f in stored:
         versions[f.role] = max(versions.get(f.role, 0), f.version)
-    existing = store.get_current_many(gun, sorted(versions))
-    if existing:
-        if not force:
-            raise ServerError(
-                "REPOSITORY_EXISTS", f"{gun} already has trust data here; import with force to replace it"
-            )
-        _check_newer(gun, versions, existing)
     return ImportResult(versions, stored)
-
-
-def _check_newer(gun: str, versions: Mapping[str, int], existing: Mapping[str, StoredMeta]) -> None:
-    """A forced import must not roll back any role a client may have read from this server."""
-    for role, row in sorted(existing.items()):
-        new = versions[role]
-        strict = role in (roles.ROOT, roles.SNAPSHOT, roles.TIMESTAMP)
-        if new < row.version or (strict and new == row.version):
-            raise ServerError(
-                "REPOSITORY_EXISTS",
-                f"{gun} already has {role} version {row.version} here; the import's is {new}, "
-                "so clients that read this server would see a rollback",
-            )
 
 
 #: The body's JSON fields (each file base64, standard alphabet).

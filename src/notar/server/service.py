@@ -236,10 +236,21 @@ class TrustService:
     ) -> ImportResult:
         """Store a repository moved from another server, with its whole root history (see
         :mod:`notar.server.importing`): all of it in one transaction, or nothing."""
-        result = plan_import(
-            gun, history, update, store=self.store, keys=self.keys, now=self.clock, force=force
-        )
-        self._guard(lambda: self.store.import_many(gun, result.updates, replace=force), failure="UPDATING")
+        result = plan_import(gun, history, update, keys=self.keys, now=self.clock)
+
+        def store() -> None:
+            try:
+                self.store.import_many(gun, result.updates, replace=force)
+            except RepositoryExistsError as e:
+                raise ServerError(
+                    "REPOSITORY_EXISTS", f"{gun} already has trust data here; import with force to replace it"
+                ) from e
+            except OldVersionError as e:  # replacing: what is stored is as new as the import, or newer
+                raise ServerError(
+                    "REPOSITORY_EXISTS", f"{e}: clients that read this server would see a rollback"
+                ) from e
+
+        self._guard(store, failure="UPDATING")
         return result
 
     def delete(self, gun: str) -> None:
@@ -270,8 +281,6 @@ class TrustService:
             return fn()
         except OldVersionError as e:
             raise ServerError("VERSION", {}) from e
-        except RepositoryExistsError as e:
-            raise ServerError("REPOSITORY_EXISTS", str(e)) from e
         except StorageUnavailableError as e:
             log.error("storage unavailable: %s", e)
             raise ServerError("UNAVAILABLE") from e

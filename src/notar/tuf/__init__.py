@@ -16,6 +16,7 @@ from notar.tuf._build import (
     new_snapshot,
     new_targets,
     new_timestamp,
+    root_with_keys,
 )
 from notar.tuf._history import (
     MAX_ROOT_VERSIONS,
@@ -117,6 +118,7 @@ __all__ = [
     "new_targets",
     "new_timestamp",
     "roles",
+    "root_with_keys",
     "root_certificate_keys",
     "verify_root",
     "verify_signatures",

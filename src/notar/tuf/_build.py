@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 
 from notar.crypto import PublicKey
@@ -16,6 +17,7 @@ __all__ = [
     "new_snapshot",
     "new_targets",
     "new_timestamp",
+    "root_with_keys",
 ]
 
 #: notary's ``NotaryDefaultExpiries`` (a year is 365 days); not the TUF library defaults.
@@ -79,3 +81,18 @@ def new_timestamp(snapshot: Envelope[Snapshot], *, now: GoTime, version: int = 1
         version=version,
         expires=default_expiry(roles.TIMESTAMP, now),
     )
+
+
+def root_with_keys(root: Root, role_keys: Mapping[str, PublicKey], *, version: int, now: GoTime) -> Root:
+    """A copy of *root* at *version* where each role of *role_keys* has that one key (threshold 1), keys no
+    role lists any more are dropped, and the expiry is the default from *now* (a key rotation, or a move
+    of the server-held keys to another server)."""
+    body = copy.deepcopy(root)
+    for role, key in role_keys.items():
+        body.keys[key.key_id] = key
+        body.roles[role] = Role([key.key_id], 1)
+    used = {kid for r in body.roles.values() for kid in r.keyids}
+    body.keys = {k: v for k, v in body.keys.items() if k in used}
+    body.version = version
+    body.expires = default_expiry(roles.ROOT, now)
+    return body

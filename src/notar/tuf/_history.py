@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from notar.encoding import GoTime
 from notar.tuf import roles
-from notar.tuf._model import Envelope, Root, Snapshot, Targets, Timestamp
+from notar.tuf._model import Envelope, Root, Targets
 from notar.tuf._trusted import TrustedSet
 from notar.tuf._verify import TrustPinning, check_targets_content, verify_root
 from notar.tuf.errors import RootError, TufError
@@ -63,28 +63,6 @@ class RepositoryHistory:
     snapshot: bytes
     targets: Mapping[str, bytes] = field(default_factory=dict)  # targets and delegations, by role
 
-    def files(self) -> list[tuple[str, int, bytes]]:
-        """(role, version, bytes) of every file, roots first (for storing them as they are)."""
-        out = [(roles.ROOT, k + 1, data) for k, data in enumerate(self.roots)]
-        out.append(
-            (
-                roles.TIMESTAMP,
-                Envelope.from_bytes(self.timestamp, expect=Timestamp).signed.version,
-                self.timestamp,
-            )
-        )
-        out.append(
-            (
-                roles.SNAPSHOT,
-                Envelope.from_bytes(self.snapshot, expect=Snapshot).signed.version,
-                self.snapshot,
-            )
-        )
-        for role in sorted(self.targets, key=lambda r: (roles.role_depth(r), r)):
-            data = self.targets[role]
-            out.append((role, Envelope.from_bytes(data, expect=Targets, role=role).signed.version, data))
-        return out
-
 
 @dataclass
 class VerifiedHistory:
@@ -94,11 +72,22 @@ class VerifiedHistory:
     history: RepositoryHistory
     state: TrustedSet
     ignored: dict[str, TufError]
+    versions: dict[str, int]  # role -> version of its current file (every root version is its index + 1)
 
     @property
     def root(self) -> Envelope[Root]:
         assert self.state.root is not None
         return self.state.root.envelope
+
+    def files(self) -> list[tuple[str, int, bytes]]:
+        """(role, version, bytes) of every file, roots first (for storing them as they are)."""
+        h = self.history
+        out = [(roles.ROOT, k + 1, data) for k, data in enumerate(h.roots)]
+        out.append((roles.TIMESTAMP, self.versions[roles.TIMESTAMP], h.timestamp))
+        out.append((roles.SNAPSHOT, self.versions[roles.SNAPSHOT], h.snapshot))
+        for role in sorted(h.targets, key=lambda r: (roles.role_depth(r), r)):
+            out.append((role, self.versions[role], h.targets[role]))
+        return out
 
     @property
     def delegations(self) -> list[str]:
@@ -145,12 +134,13 @@ def verify_history(
     if anchor is not None:
         _check_anchor(history, anchor)
 
+    versions = {roles.ROOT: newest}
     try:
-        state.update_timestamp(history.timestamp)
+        versions[roles.TIMESTAMP] = state.update_timestamp(history.timestamp).signed.version
     except TufError as e:
         raise HistoryError(roles.TIMESTAMP, e) from e
     try:
-        state.update_snapshot(history.snapshot)
+        versions[roles.SNAPSHOT] = state.update_snapshot(history.snapshot).signed.version
     except TufError as e:
         raise HistoryError(roles.SNAPSHOT, e) from e
 
@@ -175,7 +165,12 @@ def verify_history(
             raise HistoryError(role, e) from e
         if verified is None:
             ignored[role] = state.ignored[role]
+            try:  # carried as it is: its version is still needed to store it
+                versions[role] = Envelope.from_bytes(file, expect=Targets, role=role).signed.version
+            except TufError as e:
+                raise HistoryError(role, e) from e
             continue
+        versions[role] = verified.signed.version
         try:
             check_targets_content(verified.signed, verified.keys)  # what an upload must pass, too
         except TufError as e:
@@ -184,7 +179,7 @@ def verify_history(
     extra = sorted(set(history.targets) - reached)
     if extra:
         raise HistoryError(extra[0], "not reachable from targets through verified delegations")
-    return VerifiedHistory(history, state, ignored)
+    return VerifiedHistory(history, state, ignored, versions)
 
 
 def _check_anchor(history: RepositoryHistory, anchor: bytes) -> None:
