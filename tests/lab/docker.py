@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.lab.notary import NotaryCLI
-from tests.lab.process import child_env, command_report, require_loopback
+from tests.lab.process import child_env, require_loopback, run_peer
 
 DOCKER = "/usr/local/bin/docker"
 REGISTRY = "127.0.0.1:5000"  # loopback: docker does not verify the trust server certificate
@@ -93,30 +93,15 @@ class DockerCLI:
         self, *args: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """``docker args...``; with ``check`` a non-zero exit raises an AssertionError with the output."""
-        argv = [DOCKER, *args]
-        try:
-            result = subprocess.run(
-                argv,
-                input=input,
-                stdin=subprocess.DEVNULL if input is None else None,
-                capture_output=True,
-                text=True,
-                env=self.env(),
-                cwd=self.cwd,
-                timeout=self.timeout,
-                check=False,
-            )
-        except FileNotFoundError as e:
-            raise AssertionError(f"{e}; run scripts/install-peers.sh") from e
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError(
-                command_report(f"docker timed out after {self.timeout:.0f} s", argv, e.stdout, e.stderr)
-            ) from None
-        if check and result.returncode != 0:
-            raise AssertionError(
-                command_report(f"docker failed (rc={result.returncode})", argv, result.stdout, result.stderr)
-            )
-        return result
+        return run_peer(
+            "docker",
+            [DOCKER, *args],
+            env=self.env(),
+            cwd=self.cwd,
+            timeout=self.timeout,
+            input=input,
+            check=check,
+        )
 
     def inspect(self, ref: str) -> list[dict[str, Any]]:
         """``docker trust inspect ref`` (must succeed) as parsed JSON."""

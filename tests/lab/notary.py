@@ -17,10 +17,10 @@ from tests.lab.process import (
     LOOPBACK,
     Process,
     child_env,
-    command_report,
     free_port,
     loopback_get,
     require_loopback,
+    run_peer,
 )
 
 
@@ -228,27 +228,12 @@ class NotaryCLI:
         self, *args: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run ``notary ... args``; with ``check``, a non-zero exit raises an AssertionError."""
-        argv = self.argv(*args)
-        try:
-            result = subprocess.run(
-                argv,
-                input=input,
-                stdin=subprocess.DEVNULL if input is None else None,  # never wait on a prompt
-                capture_output=True,
-                text=True,
-                env=self.env(),
-                cwd=self.home,
-                timeout=self.timeout,
-                check=False,
-            )
-        except FileNotFoundError as e:
-            raise AssertionError(f"{e}; run scripts/install-peers.sh") from e
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError(
-                command_report(f"notary timed out after {self.timeout:.0f} s", argv, e.stdout, e.stderr)
-            ) from None
-        if check and result.returncode != 0:
-            raise AssertionError(
-                command_report(f"notary failed (rc={result.returncode})", argv, result.stdout, result.stderr)
-            )
-        return result
+        return run_peer(
+            "notary",
+            self.argv(*args),
+            env=self.env(),
+            cwd=self.home,
+            timeout=self.timeout,
+            input=input,
+            check=check,
+        )

@@ -251,3 +251,41 @@ def command_report(
         return s.decode(errors="replace") if isinstance(s, bytes) else (s or "")
 
     return f"{what}\n$ {shlex.join(argv)}\n--- stdout ---\n{text(stdout)}\n--- stderr ---\n{text(stderr)}"
+
+
+def run_peer(
+    name: str,
+    argv: Sequence[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float,
+    input: str | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run a peer's command line (``name`` for messages): stdin closed unless *input* is given (never a
+    prompt), output captured; a missing binary, a timeout and, with *check*, a non-zero exit raise an
+    AssertionError with :func:`command_report`."""
+    try:
+        result = subprocess.run(
+            list(argv),
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as e:
+        raise AssertionError(f"{e}; run scripts/install-peers.sh") from e
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(
+            command_report(f"{name} timed out after {timeout:.0f} s", argv, e.stdout, e.stderr)
+        ) from None
+    if check and result.returncode != 0:
+        raise AssertionError(
+            command_report(f"{name} failed (rc={result.returncode})", argv, result.stdout, result.stderr)
+        )
+    return result

@@ -49,27 +49,26 @@ def notar(repo: Repository, *args: str, check: bool = True) -> subprocess.Comple
     return result
 
 
+def run_move(
+    repo: Repository,
+    verb: str,
+    other: NotaryServer | NotarServer,
+    notar_url: str,
+    ca: Path,
+    *extra: str,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """`notar import --from OTHER` or `notar export --to OTHER`, with notar at *notar_url* (CA *ca*)."""
+    flag = "--from" if verb == "import" else "--to"
+    args = [verb, repo.gun, flag, other.url, f"{flag}-tls-ca", str(other.ca)]
+    return notar(repo, *args, "--server", notar_url, "--tls-ca", str(ca), *extra, check=check)
+
+
 def move(
     repo: Repository, verb: str, other: NotaryServer | NotarServer, notar_url: str, ca: Path, *extra: str
 ) -> Any:
-    flag = "--from" if verb == "import" else "--to"
-    out = notar(
-        repo,
-        verb,
-        repo.gun,
-        flag,
-        other.url,
-        f"{flag}-tls-ca",
-        str(other.ca),
-        "--server",
-        notar_url,
-        "--tls-ca",
-        str(ca),
-        "-o",
-        "json",
-        *extra,
-    )
-    return json.loads(out.stdout)
+    """:func:`run_move` that must succeed; its JSON report."""
+    return json.loads(run_move(repo, verb, other, notar_url, ca, "-o", "json", *extra).stdout)
 
 
 def served_root(url: str, ca: Path, gun: str, name: str = "root.json") -> bytes:
@@ -140,20 +139,7 @@ def test_notary_repository_moves_in_and_out(
     assert any(row.name == "4.0" for row in notary_listing(fresh, repo.gun, "targets/releases"))
 
     # importing again from the old server is refused: this trust dir now trusts root version N+1
-    again = notar(
-        repo,
-        "import",
-        repo.gun,
-        "--from",
-        old.url,
-        "--from-tls-ca",
-        str(old.ca),
-        "--server",
-        notar_server.url,
-        "--tls-ca",
-        str(notar_server.ca),
-        check=False,
-    )
+    again = run_move(repo, "import", old, notar_server.url, notar_server.ca, check=False)
     assert again.returncode == 1 and "older than the root this client trusted" in again.stderr, again.stderr
     assert "Traceback" not in again.stderr
 
@@ -221,20 +207,7 @@ def test_missing_root_key_is_a_clear_error(
     for path in (repo.trust_dir / "private").glob("*.key"):
         if "role: root" in path.read_text():
             path.unlink()
-    result = notar(
-        repo,
-        "import",
-        repo.gun,
-        "--from",
-        old.url,
-        "--from-tls-ca",
-        str(old.ca),
-        "--server",
-        notar_server.url,
-        "--tls-ca",
-        str(notar_server.ca),
-        check=False,
-    )
+    result = run_move(repo, "import", old, notar_server.url, notar_server.ca, check=False)
     assert result.returncode == 1
     assert "root key" in result.stderr and "not in the trust directory" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
