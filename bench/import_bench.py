@@ -399,9 +399,7 @@ def main() -> None:
                     f"run {i + 1}/{args.runs}: notar import --dry-run, then notar import into a fresh notar server"
                 )
                 trust = lab.fresh_trust(f"dry-{i}")
-                m = lab.notar(
-                    f"dry-{i}",
-                    trust,
+                importing = (
                     "import",
                     GUN,
                     "--from",
@@ -410,8 +408,8 @@ def main() -> None:
                     str(pki.ca),
                     "--server",
                     notar.url,
-                    "--dry-run",
                 )
+                m = lab.notar(f"dry-{i}", trust, *importing, "--dry-run")
                 check_report(m.stdout, targets=n, delegations=d, dry_run=True)
                 dry.runs.append(m)
 
@@ -423,18 +421,7 @@ def main() -> None:
                 peaks_reset = reset_peak_rss(notar.pid) and peaks_reset
                 trust = lab.fresh_trust(f"import-{i}")
                 hwm0, cpu0 = proc_status_kib(notar.pid, "VmHWM"), proc_cpu_seconds(notar.pid)
-                m = lab.notar(
-                    f"import-{i}",
-                    trust,
-                    "import",
-                    GUN,
-                    "--from",
-                    source.url,
-                    "--from-tls-ca",
-                    str(pki.ca),
-                    "--server",
-                    notar.url,
-                )
+                m = lab.notar(f"import-{i}", trust, *importing)
                 hwm1, cpu1 = proc_status_kib(notar.pid, "VmHWM"), proc_cpu_seconds(notar.pid)
                 report = check_report(m.stdout, targets=n, delegations=d, dry_run=False)
                 full.runs.append(m)
